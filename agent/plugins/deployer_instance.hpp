@@ -1,0 +1,100 @@
+// The one C++ wrapper of a plugin's C table that the rest of the agent uses: creates the
+// per-component instance, runs each hook on a worker thread under a deadline, turns
+// statuses into values, and retires an instance whose hook never returns.
+#pragma once
+
+#include "common/clock.hpp"
+#include "common/error.hpp"
+#include "plugins/plugin_loader.hpp"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace rra::plugins {
+
+struct InstanceContext {
+    std::string component;
+    std::string repo;
+    std::string arch;
+    std::string settingsJson = "{}";
+    std::string stateDir;     // created by create() when missing (not when validateOnly)
+    std::string runtimeDir;
+    std::string configPath;
+    std::string agentPath;
+    std::string agentVersion;
+    bool validateOnly = false;
+};
+
+struct Discovery {
+    std::optional<std::string> tag;
+    rra_verdict_kind verdict = RRA_VERDICT_NONE;
+    std::string verdictTag;
+    std::optional<std::string> verdictFromTag;
+    std::string verdictError;
+    uint64_t verdictDurationMs = 0;
+};
+
+// Outcome of one hook call.
+struct HookResult {
+    rra_status status = RRA_OK;
+    std::string message;
+    bool timedOut = false;  // deadline + grace passed: the instance is now degraded
+    bool ok() const { return status == RRA_OK && !timedOut; }
+};
+
+// Host service: the verified asset file of another tag of this component.
+using FetchAssetFn = std::function<Expected<std::string>(const std::string& tag)>;
+
+// Counts open critical sections of every instance, so shutdown can wait for them.
+class CriticalSections {
+public:
+    static void enter();
+    static void leave();
+    static int open();
+    // Waits until no section is open or `timeout` passes; true when none is open.
+    static bool waitAllClosed(Millis timeout);
+};
+
+class DeployerInstance {
+public:
+    // Creates the instance (the plugin validates `settingsJson`). The error names the
+    // component and carries the plugin's message.
+    static Expected<std::shared_ptr<DeployerInstance>> create(std::shared_ptr<LoadedPlugin> plugin,
+                                                              const InstanceContext& ctx,
+                                                              FetchAssetFn fetchAsset = {});
+    ~DeployerInstance();
+
+    const std::string& component() const;
+    const std::string& type() const;
+
+    // Each hook has a deadline; the grace period after it is `graceAfterDeadline()`.
+    Expected<Discovery> discover(Millis deadline);
+    HookResult install(const std::string& tag, const std::string& artifactPath,
+                       const std::optional<std::string>& fromTag, bool isDowngrade,
+                       Millis deadline);
+    HookResult verify(const std::string& tag, Millis timeout);
+    HookResult rollback(const std::optional<std::string>& toTag, const std::string& failedTag,
+                        Millis deadline);
+    HookResult confirm(const std::string& tag, Millis deadline);
+    bool supportsConfirm() const;
+
+    // Raises the cancellation flag of the running (and every later) hook call.
+    void cancel();
+    // True once a hook missed its deadline + grace: the instance is never called again.
+    bool degraded() const;
+
+    static void setGraceAfterDeadline(Millis grace);
+    static Millis graceAfterDeadline();
+
+    struct State;  // shared with worker threads and the host-service callbacks
+
+private:
+    explicit DeployerInstance(std::shared_ptr<State> s);
+    std::shared_ptr<State> s_;
+};
+
+}  // namespace rra::plugins

@@ -5,6 +5,7 @@
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
+#include "plugins/deployer.hpp"
 #include "plugins/plugin_loader.hpp"
 
 #include <atomic>
@@ -29,23 +30,6 @@ struct InstanceContext {
     bool validateOnly = false;
 };
 
-struct Discovery {
-    std::optional<std::string> tag;
-    rra_verdict_kind verdict = RRA_VERDICT_NONE;
-    std::string verdictTag;
-    std::optional<std::string> verdictFromTag;
-    std::string verdictError;
-    uint64_t verdictDurationMs = 0;
-};
-
-// Outcome of one hook call.
-struct HookResult {
-    rra_status status = RRA_OK;
-    std::string message;
-    bool timedOut = false;  // deadline + grace passed: the instance is now degraded
-    bool ok() const { return status == RRA_OK && !timedOut; }
-};
-
 // Host service: the verified asset file of another tag of this component.
 using FetchAssetFn = std::function<Expected<std::string>(const std::string& tag)>;
 
@@ -59,7 +43,7 @@ public:
     static bool waitAllClosed(Millis timeout);
 };
 
-class DeployerInstance {
+class DeployerInstance final : public Deployer {
 public:
     // Creates the instance (the plugin validates `settingsJson`). The error names the
     // component and carries the plugin's message.
@@ -68,24 +52,22 @@ public:
                                                               FetchAssetFn fetchAsset = {});
     ~DeployerInstance();
 
-    const std::string& component() const;
-    const std::string& type() const;
+    const std::string& component() const override;
+    const std::string& type() const override;
 
     // Each hook has a deadline; the grace period after it is `graceAfterDeadline()`.
-    Expected<Discovery> discover(Millis deadline);
+    Expected<Discovery> discover(Millis deadline) override;
     HookResult install(const std::string& tag, const std::string& artifactPath,
                        const std::optional<std::string>& fromTag, bool isDowngrade,
-                       Millis deadline);
-    HookResult verify(const std::string& tag, Millis timeout);
+                       Millis deadline) override;
+    HookResult verify(const std::string& tag, Millis timeout) override;
     HookResult rollback(const std::optional<std::string>& toTag, const std::string& failedTag,
-                        Millis deadline);
-    HookResult confirm(const std::string& tag, Millis deadline);
-    bool supportsConfirm() const;
+                        Millis deadline) override;
+    bool supportsConfirm() const override;
+    HookResult confirm(const std::string& tag, Millis deadline) override;
 
-    // Raises the cancellation flag of the running (and every later) hook call.
-    void cancel();
-    // True once a hook missed its deadline + grace: the instance is never called again.
-    bool degraded() const;
+    void cancel() override;
+    bool degraded() const override;
 
     static void setGraceAfterDeadline(Millis grace);
     static Millis graceAfterDeadline();

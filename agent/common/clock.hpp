@@ -17,7 +17,7 @@ using Millis = std::chrono::milliseconds;
 
 // A flag a long operation polls; cancel() also wakes sleepers.
 class CancelToken {
-public:
+  public:
     void cancel() {
         {
             std::lock_guard<std::mutex> lk(m_);
@@ -32,14 +32,14 @@ public:
         return !cv_.wait_for(lk, d, [this] { return cancelled_.load(); });
     }
 
-private:
+  private:
     std::atomic<bool> cancelled_{false};
     mutable std::mutex m_;
     mutable std::condition_variable cv_;
 };
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     virtual SteadyTime now() const = 0;
     virtual WallTime wallNow() const = 0;
@@ -48,11 +48,12 @@ public:
 };
 
 class SystemClock final : public Clock {
-public:
+  public:
     SteadyTime now() const override { return std::chrono::steady_clock::now(); }
     WallTime wallNow() const override { return std::chrono::system_clock::now(); }
     bool sleepFor(Millis d, const CancelToken* cancel = nullptr) override {
-        if (cancel) return cancel->waitFor(d);
+        if (cancel)
+            return cancel->waitFor(d);
         std::this_thread::sleep_for(d);
         return true;
     }
@@ -64,7 +65,7 @@ public:
 
 // Virtual time for tests: sleepFor() records the request and advances time at once.
 class FakeClock final : public Clock {
-public:
+  public:
     SteadyTime now() const override {
         std::lock_guard<std::mutex> lk(m_);
         return steady_;
@@ -74,7 +75,8 @@ public:
         return wall_;
     }
     bool sleepFor(Millis d, const CancelToken* cancel = nullptr) override {
-        if (cancel && cancel->cancelled()) return false;
+        if (cancel && cancel->cancelled())
+            return false;
         std::lock_guard<std::mutex> lk(m_);
         sleeps_.push_back(d);
         steady_ += d;
@@ -95,7 +97,7 @@ public:
         return sleeps_;
     }
 
-private:
+  private:
     mutable std::mutex m_;
     SteadyTime steady_{std::chrono::hours(1000)};
     WallTime wall_{std::chrono::seconds(1'800'000'000)};

@@ -29,7 +29,7 @@ enum class ErrorCode {
 };
 
 class [[nodiscard]] Error {
-public:
+  public:
     Error() = default;
     Error(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
     explicit Error(std::string message) : message_(std::move(message)) {}
@@ -42,7 +42,7 @@ public:
         return Error(code_, prefix + ": " + message_);
     }
 
-private:
+  private:
     ErrorCode code_ = ErrorCode::kGeneric;
     std::string message_;
 };
@@ -50,7 +50,9 @@ private:
 template <typename T>
 using Expected = tl::expected<T, Error>;
 
-inline tl::unexpected<Error> fail(Error e) { return tl::unexpected<Error>(std::move(e)); }
+inline tl::unexpected<Error> fail(Error e) {
+    return tl::unexpected<Error>(std::move(e));
+}
 inline tl::unexpected<Error> fail(ErrorCode code, std::string message) {
     return tl::unexpected<Error>(Error(code, std::move(message)));
 }

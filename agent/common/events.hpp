@@ -31,17 +31,23 @@ enum class ApplyPhase { kDownload, kInstall, kVerify };
 
 inline const char* toString(TelemetryKind k) {
     switch (k) {
-        case TelemetryKind::kApplyStarted: return "apply_started";
-        case TelemetryKind::kApplySucceeded: return "apply_succeeded";
-        case TelemetryKind::kApplyFailed: return "apply_failed";
+        case TelemetryKind::kApplyStarted:
+            return "apply_started";
+        case TelemetryKind::kApplySucceeded:
+            return "apply_succeeded";
+        case TelemetryKind::kApplyFailed:
+            return "apply_failed";
     }
     return "?";
 }
 inline const char* toString(ApplyPhase p) {
     switch (p) {
-        case ApplyPhase::kDownload: return "download";
-        case ApplyPhase::kInstall: return "install";
-        case ApplyPhase::kVerify: return "verify";
+        case ApplyPhase::kDownload:
+            return "download";
+        case ApplyPhase::kInstall:
+            return "install";
+        case ApplyPhase::kVerify:
+            return "verify";
     }
     return "?";
 }
@@ -55,11 +61,11 @@ struct TelemetryEvent {
     std::optional<std::string> fromTag;
     TelemetryKind event = TelemetryKind::kApplyStarted;
     WallTime at{};
-    std::optional<int64_t> durationMs;          // succeeded / failed
-    std::optional<ApplyPhase> phase;            // failed
-    std::optional<std::string> error;           // failed; never a secret
-    std::optional<std::string> rolledBackTo;    // failed; nullopt encodes null
-    std::optional<bool> rollbackOk;             // failed
+    std::optional<int64_t> durationMs;        // succeeded / failed
+    std::optional<ApplyPhase> phase;          // failed
+    std::optional<std::string> error;         // failed; never a secret
+    std::optional<std::string> rolledBackTo;  // failed; nullopt encodes null
+    std::optional<bool> rollbackOk;           // failed
 };
 
 }  // namespace rra

@@ -8,7 +8,7 @@
 namespace rra {
 
 class Secret {
-public:
+  public:
     Secret() = default;
     explicit Secret(std::string value) : value_(std::move(value)) {}
 
@@ -20,7 +20,7 @@ public:
     friend std::ostream& operator<<(std::ostream& os, const Secret&) { return os << "***"; }
     std::string toString() const { return "***"; }
 
-private:
+  private:
     std::string value_;
 };
 

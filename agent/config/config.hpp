@@ -12,20 +12,20 @@
 namespace rra::config {
 
 struct AgentSection {
-    std::string id;             // default: host name
-    std::string arch;           // default: the Debian architecture the agent was built for
-    std::string pluginDir;      // default: <binary>/../lib/raspi-release-agent/plugins
+    std::string id;         // default: host name
+    std::string arch;       // default: the Debian architecture the agent was built for
+    std::string pluginDir;  // default: <binary>/../lib/raspi-release-agent/plugins
     std::string workDir = "/var/cache/raspi-release-agent";
     std::string componentsDir = "/etc/raspi-release-agent/components.d";
-    std::string runtimeDir;     // default: $RUNTIME_DIRECTORY or /run/raspi-release-agent
+    std::string runtimeDir;  // default: $RUNTIME_DIRECTORY or /run/raspi-release-agent
     int maxParallelDownloads = 2;
     std::string logLevel = "information";
     double applyJitterS = 0;
 };
 
 struct ProxySection {
-    std::string url;  // ws:// or wss://
-    Secret token;     // resolved from token_file / $CREDENTIALS_DIRECTORY / RRA_PROXY_TOKEN
+    std::string url;          // ws:// or wss://
+    Secret token;             // resolved from token_file / $CREDENTIALS_DIRECTORY / RRA_PROXY_TOKEN
     std::string tokenSource;  // where the token came from (a path or variable name), for logs
     std::optional<std::string> caFile;
     int heartbeatS = 30;
@@ -76,7 +76,8 @@ struct Config {
 
     const ComponentConfig* find(const std::string& name) const {
         for (const auto& c : components)
-            if (c.name == name) return &c;
+            if (c.name == name)
+                return &c;
         return nullptr;
     }
 };

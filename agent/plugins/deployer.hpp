@@ -31,7 +31,7 @@ struct HookResult {
 };
 
 class Deployer {
-public:
+  public:
     virtual ~Deployer() = default;
     virtual const std::string& component() const = 0;
     virtual const std::string& type() const = 0;

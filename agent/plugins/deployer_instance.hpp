@@ -22,7 +22,7 @@ struct InstanceContext {
     std::string repo;
     std::string arch;
     std::string settingsJson = "{}";
-    std::string stateDir;     // created by create() when missing (not when validateOnly)
+    std::string stateDir;  // created by create() when missing (not when validateOnly)
     std::string runtimeDir;
     std::string configPath;
     std::string agentPath;
@@ -35,7 +35,7 @@ using FetchAssetFn = std::function<Expected<std::string>(const std::string& tag)
 
 // Counts open critical sections of every instance, so shutdown can wait for them.
 class CriticalSections {
-public:
+  public:
     static void enter();
     static void leave();
     static int open();
@@ -44,7 +44,7 @@ public:
 };
 
 class DeployerInstance final : public Deployer {
-public:
+  public:
     // Creates the instance (the plugin validates `settingsJson`). The error names the
     // component and carries the plugin's message.
     static Expected<std::shared_ptr<DeployerInstance>> create(std::shared_ptr<LoadedPlugin> plugin,
@@ -74,7 +74,7 @@ public:
 
     struct State;  // shared with worker threads and the host-service callbacks
 
-private:
+  private:
     explicit DeployerInstance(std::shared_ptr<State> s);
     std::shared_ptr<State> s_;
 };

@@ -15,7 +15,7 @@ namespace rra::plugins {
 
 // One loaded shared object and its validated table. Instances keep it alive.
 class LoadedPlugin {
-public:
+  public:
     LoadedPlugin(std::string path, void* handle, const rra_deployer* table);
     ~LoadedPlugin();
     LoadedPlugin(const LoadedPlugin&) = delete;
@@ -27,7 +27,7 @@ public:
     // Whether the plugin's table is long enough to hold `offset` (a later-minor field).
     bool hasField(size_t offsetEnd) const { return table_->struct_size >= offsetEnd; }
 
-private:
+  private:
     std::string path_;
     std::string name_;
     void* handle_;  // dlopen handle; nullptr for in-process tables (tests)

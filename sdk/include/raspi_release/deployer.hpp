@@ -29,7 +29,8 @@ struct Result {
 };
 
 inline void copyText(rra_text* out, const std::string& s) {
-    if (out == nullptr || out->data == nullptr || out->capacity == 0) return;
+    if (out == nullptr || out->data == nullptr || out->capacity == 0)
+        return;
     size_t n = s.size() < out->capacity - 1 ? s.size() : out->capacity - 1;
     std::memcpy(out->data, s.data(), n);
     out->data[n] = '\0';
@@ -37,17 +38,19 @@ inline void copyText(rra_text* out, const std::string& s) {
 
 // The services the agent gives one instance.
 class Host {
-public:
+  public:
     explicit Host(const rra_host_instance* h) : h_(h) {}
     void log(rra_log_level level, const std::string& msg) const {
-        if (h_ && h_->log) h_->log(h_->ctx, level, msg.c_str());
+        if (h_ && h_->log)
+            h_->log(h_->ctx, level, msg.c_str());
     }
     void info(const std::string& msg) const { log(RRA_LOG_INFO, msg); }
     void warning(const std::string& msg) const { log(RRA_LOG_WARNING, msg); }
     void error(const std::string& msg) const { log(RRA_LOG_ERROR, msg); }
     void debug(const std::string& msg) const { log(RRA_LOG_DEBUG, msg); }
     void progress(int percent, const std::string& what) const {
-        if (h_ && h_->progress) h_->progress(h_->ctx, percent, what.c_str());
+        if (h_ && h_->progress)
+            h_->progress(h_->ctx, percent, what.c_str());
     }
     bool cancelled() const { return h_ && h_->is_cancelled && h_->is_cancelled(h_->ctx) != 0; }
     uint64_t remainingMs() const {
@@ -55,33 +58,37 @@ public:
     }
     // Path of the verified asset of another tag of this component, or an error message.
     Result fetchAsset(const std::string& tag, std::string& pathOut) const {
-        if (!h_ || !h_->fetch_asset) return {RRA_UNSUPPORTED, "host cannot fetch assets"};
+        if (!h_ || !h_->fetch_asset)
+            return {RRA_UNSUPPORTED, "host cannot fetch assets"};
         char path[4096] = {0};
         char err[1024] = {0};
         rra_text p{path, sizeof path};
         rra_text e{err, sizeof err};
         rra_status st = h_->fetch_asset(h_->ctx, tag.c_str(), &p, &e);
-        if (st == RRA_OK) pathOut = path;
+        if (st == RRA_OK)
+            pathOut = path;
         return {st, err};
     }
     // RAII: the agent does not exit while one is alive.
     class CriticalSection {
-    public:
+      public:
         explicit CriticalSection(const rra_host_instance* h) : h_(h) {
-            if (h_ && h_->critical_begin) h_->critical_begin(h_->ctx);
+            if (h_ && h_->critical_begin)
+                h_->critical_begin(h_->ctx);
         }
         ~CriticalSection() {
-            if (h_ && h_->critical_end) h_->critical_end(h_->ctx);
+            if (h_ && h_->critical_end)
+                h_->critical_end(h_->ctx);
         }
         CriticalSection(const CriticalSection&) = delete;
         CriticalSection& operator=(const CriticalSection&) = delete;
 
-    private:
+      private:
         const rra_host_instance* h_;
     };
     CriticalSection critical() const { return CriticalSection(h_); }
 
-private:
+  private:
     const rra_host_instance* h_;
 };
 
@@ -108,13 +115,16 @@ struct InstallRequest {
 // Base class of a C++ deployer. Override what the deployer supports; the defaults
 // answer "unsupported" except discover(), which every deployer must implement.
 class Deployer {
-public:
+  public:
     virtual ~Deployer() = default;
     virtual Result discover(Discovery& out) = 0;
     virtual Result install(const InstallRequest& request) = 0;
     virtual Result verify(const std::string& tag, uint32_t timeoutMs) = 0;
-    virtual Result rollback(const std::optional<std::string>& toTag, const std::string& failedTag) = 0;
-    virtual Result confirm(const std::string& /*tag*/) { return {RRA_UNSUPPORTED, "confirm unsupported"}; }
+    virtual Result rollback(const std::optional<std::string>& toTag,
+                            const std::string& failedTag) = 0;
+    virtual Result confirm(const std::string& /*tag*/) {
+        return {RRA_UNSUPPORTED, "confirm unsupported"};
+    }
 };
 
 namespace detail {
@@ -127,7 +137,8 @@ template <typename F>
 rra_status guard(rra_text* error, F&& f) {
     try {
         Result r = f();
-        if (!r.isOk()) copyText(error, r.message);
+        if (!r.isOk())
+            copyText(error, r.message);
         return r.status;
     } catch (const std::exception& e) {
         copyText(error, std::string("unexpected exception: ") + e.what());
@@ -137,9 +148,13 @@ rra_status guard(rra_text* error, F&& f) {
     return RRA_ERROR;
 }
 
-inline const char* str(const char* s) { return s ? s : ""; }
+inline const char* str(const char* s) {
+    return s ? s : "";
+}
 
-inline Deployer* impl(rra_instance* i) { return reinterpret_cast<Instance*>(i)->impl.get(); }
+inline Deployer* impl(rra_instance* i) {
+    return reinterpret_cast<Instance*>(i)->impl.get();
+}
 
 // `Factory` is `static Result T::create(const Config&, Host, std::unique_ptr<Deployer>&)`.
 template <typename T>
@@ -159,8 +174,10 @@ rra_status create(const rra_instance_config* c, const rra_host_instance* h, rra_
         cfg.validateOnly = c->validate_only != 0;
         std::unique_ptr<Deployer> d;
         Result r = T::create(cfg, Host(h), d);
-        if (!r.isOk()) return r;
-        if (!d) return Result::error("plugin created no instance");
+        if (!r.isOk())
+            return r;
+        if (!d)
+            return Result::error("plugin created no instance");
         auto* inst = new Instance{std::move(d)};
         *out = reinterpret_cast<rra_instance*>(inst);
         return r;
@@ -194,7 +211,8 @@ inline rra_status install(rra_instance* i, const rra_install_request* req, rra_t
         InstallRequest r;
         r.tag = str(req->tag);
         r.artifactPath = str(req->artifact_path);
-        if (req->from_tag) r.fromTag = req->from_tag;
+        if (req->from_tag)
+            r.fromTag = req->from_tag;
         r.isDowngrade = req->is_downgrade != 0;
         return impl(i)->install(r);
     });
@@ -207,7 +225,8 @@ inline rra_status verify(rra_instance* i, const char* tag, uint32_t timeoutMs, r
 inline rra_status rollback(rra_instance* i, const char* to, const char* failed, rra_text* error) {
     return guard(error, [&]() {
         std::optional<std::string> toTag;
-        if (to) toTag = to;
+        if (to)
+            toTag = to;
         return impl(i)->rollback(toTag, str(failed));
     });
 }
@@ -222,9 +241,10 @@ inline rra_status confirm(rra_instance* i, const char* tag, rra_text* error) {
 template <typename T>
 const rra_deployer* deployerTable(const char* name, const char* description, const char* version) {
     static const rra_deployer table = {
-        sizeof(rra_deployer), RRA_ABI_MAJOR, RRA_ABI_MINOR, name, description, version,
-        &detail::create<T>, &detail::destroy, &detail::discover, &detail::install,
-        &detail::verify, &detail::rollback, &detail::confirm,
+        sizeof(rra_deployer), RRA_ABI_MAJOR,    RRA_ABI_MINOR,      name,
+        description,          version,          &detail::create<T>, &detail::destroy,
+        &detail::discover,    &detail::install, &detail::verify,    &detail::rollback,
+        &detail::confirm,
     };
     return &table;
 }
@@ -232,11 +252,12 @@ const rra_deployer* deployerTable(const char* name, const char* description, con
 }  // namespace rra::sdk
 
 // Defines the plugin's entry symbol for deployer class T.
-#define RRA_DEFINE_DEPLOYER(T, NAME, DESCRIPTION, VERSION)                                \
-    extern "C" RRA_PLUGIN_EXPORT const rra_deployer* rra_plugin_entry_v1(                \
-        const rra_host_services* host) {                                                  \
-        if (host == nullptr || host->abi_major != RRA_ABI_MAJOR) return nullptr;         \
-        return ::rra::sdk::deployerTable<T>(NAME, DESCRIPTION, VERSION);                  \
+#define RRA_DEFINE_DEPLOYER(T, NAME, DESCRIPTION, VERSION)                \
+    extern "C" RRA_PLUGIN_EXPORT const rra_deployer* rra_plugin_entry_v1( \
+        const rra_host_services* host) {                                  \
+        if (host == nullptr || host->abi_major != RRA_ABI_MAJOR)          \
+            return nullptr;                                               \
+        return ::rra::sdk::deployerTable<T>(NAME, DESCRIPTION, VERSION);  \
     }
 
 #endif  // RASPI_RELEASE_DEPLOYER_HPP

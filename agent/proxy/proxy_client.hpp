@@ -1,0 +1,89 @@
+// The agent's one WebSocket connection to the raspi-release-proxy: connect, hello, read
+// loop, heartbeat, reconnect with backoff, telemetry delivery until acked
+// (shared/spec/proxy-protocol.md). Decisions live in messages / reconnect_policy /
+// telemetry_queue; this file owns the socket and its thread.
+#pragma once
+
+#include "common/clock.hpp"
+#include "common/events.hpp"
+#include "common/random.hpp"
+#include "config/config.hpp"
+#include "proxy/reconnect_policy.hpp"
+#include "proxy/telemetry_queue.hpp"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace rra::proxy {
+
+class ProxyClient {
+  public:
+    // Called on the client's own thread; keep them short and never call stop() from them.
+    struct Callbacks {
+        std::function<std::vector<ComponentReport>()> inventory;  // for every hello / inventory
+        // Raw decoded entries (the app filters with filterAnnouncements).
+        std::function<void(std::vector<Announcement> batch, bool fromSync)> announce;
+        // The first sync on a connection arrived: the agent is "healthy".
+        std::function<void()> connected;
+    };
+    enum class State { kDisconnected, kConnecting, kConnected, kUnauthorized };
+
+    ProxyClient(const config::ProxySection& cfg, std::string agentId, std::string arch,
+                std::string agentVersion, Callbacks callbacks, Clock& clock, Random& random);
+    ~ProxyClient();
+    ProxyClient(const ProxyClient&) = delete;
+    ProxyClient& operator=(const ProxyClient&) = delete;
+
+    void start();  // background thread: connect, hello, read loop, heartbeat, reconnect
+    // Closes with 1000 and joins. Prompt (< 1 s) except while a TCP/TLS connect is in
+    // flight, which is bounded by kConnectTimeout.
+    void stop();
+    // Reconnects at once if url, token, CA file or heartbeat changed; backoff bounds and
+    // queue size apply from now on.
+    void reconfigure(const config::ProxySection& cfg);
+    void sendInventory();  // after a reload changed the component set or a repo
+    // Fills `id` (UUID) and `at` (now) when empty; queued; sent when connected, resent
+    // after each reconnect until acked. Thread-safe.
+    void sendTelemetry(TelemetryEvent ev);
+
+    State state() const { return state_.load(); }
+    size_t pendingTelemetry() const;
+
+    static constexpr Millis kConnectTimeout{5000};
+    static constexpr Millis kPollInterval{50};
+
+  private:
+    enum class Outcome { kStopped, kReconfigure, kUnauthorized, kFailed };
+    struct Link;  // the Poco session + WebSocket of one connection
+
+    void run();
+    Outcome runConnection(const config::ProxySection& cfg);
+    Outcome serve(Link& link, const config::ProxySection& cfg);
+    Outcome handleText(Link& link, const std::string& text, bool& synced);
+    void closeLink(Link& link, uint16_t code, const std::string& reason);
+    std::vector<ComponentReport> inventory();
+
+    const std::string agentId_, arch_, agentVersion_;
+    const Callbacks callbacks_;
+    Clock& clock_;
+    ReconnectPolicy policy_;  // client thread only
+
+    mutable std::mutex m_;
+    config::ProxySection cfg_;
+    TelemetryQueue queue_;
+    bool stopping_ = false;
+    bool reconnectRequested_ = false;
+    bool inventoryRequested_ = false;
+    std::shared_ptr<CancelToken> wake_;  // interrupts the backoff sleep
+    std::thread thread_;
+    std::atomic<State> state_{State::kDisconnected};
+};
+
+const char* toString(ProxyClient::State s);
+
+}  // namespace rra::proxy

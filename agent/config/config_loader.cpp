@@ -338,7 +338,10 @@ void readAgent(Object::Ptr o, Report& r, AgentSection& a) {
 
 void readProxy(Object::Ptr o, Report& r, ProxySection& p, std::optional<std::string>& tokenFile) {
     Fields f(o, "proxy", r);
-    if (auto v = f.str("url", true)) {
+    auto url = f.str("url");
+    if (!url || url->empty())
+        r.error("proxy.url", "required: set it to the raspi-release-proxy's URL (wss://HOST)");
+    if (auto v = url; v && !v->empty()) {
         try {
             Poco::URI uri(*v);
             if (uri.getScheme() != "ws" && uri.getScheme() != "wss")

@@ -21,7 +21,8 @@ LoadEnvironment env(std::map<std::string, std::string> vars = {}) {
     e.binaryPath = "/opt/rra/bin/raspi-release-agent";
     e.getenv = [vars](const std::string& k) -> std::optional<std::string> {
         auto it = vars.find(k);
-        if (it == vars.end()) return std::nullopt;
+        if (it == vars.end())
+            return std::nullopt;
         return it->second;
     };
     e.hostname = [] { return std::string("pi-test"); };
@@ -41,67 +42,91 @@ struct BrokenCase {
     std::vector<std::pair<std::string, std::string>> dropIns;
     std::vector<std::string> expect;  // substrings of the errors
 };
-std::ostream& operator<<(std::ostream& os, const BrokenCase& c) { return os << c.name; }
+std::ostream& operator<<(std::ostream& os, const BrokenCase& c) {
+    return os << c.name;
+}
 
 std::string subst(std::string s, const std::string& dir) {
-    for (size_t p; (p = s.find("$D")) != std::string::npos;) s.replace(p, 2, dir);
+    for (size_t p; (p = s.find("$D")) != std::string::npos;)
+        s.replace(p, 2, dir);
     return s;
 }
 
 const char* kComp = R"({"name": "web", "type": "tarball", "repo": "acme/web", "asset": "w.tgz"})";
 
 const BrokenCase kBroken[] = {
-    {"missing proxy", R"({"agent": {"components_dir": "$D/d"}})", {}, {"agent.json: proxy: required"}},
-    {"missing proxy.url", R"({"agent": {"components_dir": "$D/d"}, "proxy": {}})", {},
+    {"missing proxy",
+     R"({"agent": {"components_dir": "$D/d"}})",
+     {},
+     {"agent.json: proxy: required"}},
+    {"missing proxy.url",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {}})",
+     {},
      {"agent.json: proxy.url: required"}},
-    {"proxy url not ws", R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "http://x"}})", {},
+    {"proxy url not ws",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "http://x"}})",
+     {},
      {"proxy.url: 'http://x' must start with ws:// or wss://"}},
     {"bad component name",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"},
         "components": [{"name": "Web UI", "type": "tarball", "repo": "acme/web", "asset": "a"}]})",
-     {}, {"agent.json: components[0].name: 'Web UI' must match"}},
+     {},
+     {"agent.json: components[0].name: 'Web UI' must match"}},
     {"component keys missing",
-     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}, "components": [{}]})", {},
-     {"components[0].name: required", "components[0].type: required", "components[0].repo: required",
-      "components[0].asset: required"}},
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}, "components": [{}]})",
+     {},
+     {"components[0].name: required", "components[0].type: required",
+      "components[0].repo: required", "components[0].asset: required"}},
     {"duplicate across files",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}, "components": []})",
      {{"10-a.json", kComp}, {"50-web.json", kComp}},
      {"d/50-web.json: name: duplicate component name 'web' (already defined in"}},
-    {"malformed JSON", "{\n  \"proxy\": {\"url\": \"ws://p\"},\n  \"agent\": {,}\n}", {},
+    {"malformed JSON",
+     "{\n  \"proxy\": {\"url\": \"ws://p\"},\n  \"agent\": {,}\n}",
+     {},
      {"agent.json: malformed JSON at line 3"}},
-    {"malformed drop-in", R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}})",
+    {"malformed drop-in",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}})",
      {{"20-x.json", "{\"name\": \"x\",\n\"type\" \"deb\"}"}},
      {"d/20-x.json: malformed JSON at line 2"}},
     {"wrong types",
      R"({"agent": {"components_dir": "$D/d", "max_parallel_downloads": "2"},
         "proxy": {"url": "ws://p", "heartbeat_s": "30"}, "github": {"max_attempts": 0}})",
-     {}, {"agent.max_parallel_downloads: must be an integer", "proxy.heartbeat_s: must be a number",
-          "github.max_attempts: must be between 1 and 100"}},
+     {},
+     {"agent.max_parallel_downloads: must be an integer", "proxy.heartbeat_s: must be a number",
+      "github.max_attempts: must be between 1 and 100"}},
     {"reconnect max below initial",
      R"({"agent": {"components_dir": "$D/d"},
         "proxy": {"url": "ws://p", "reconnect_initial_ms": 5000, "reconnect_max_ms": 100}})",
-     {}, {"proxy.reconnect_max_ms: must not be smaller"}},
+     {},
+     {"proxy.reconnect_max_ms: must not be smaller"}},
     {"bad repo and pin",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"},
         "components": [{"name": "a", "type": "deb", "repo": "acme", "asset": "a", "pin": "latest"}]})",
-     {}, {"components[0].repo: 'acme' must be owner/name", "components[0].pin: 'latest' is not a SemVer tag"}},
+     {},
+     {"components[0].repo: 'acme' must be owner/name",
+      "components[0].pin: 'latest' is not a SemVer tag"}},
     {"components not array",
-     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}, "components": {}})", {},
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}, "components": {}})",
+     {},
      {"agent.json: components: must be an array"}},
     {"token file readable by others",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"},
         "github": {"token_file": "$D/gh-open"}})",
-     {}, {"github.token_file: token file '$D/gh-open' has mode 0644"}},
+     {},
+     {"github.token_file: token file '$D/gh-open' has mode 0644"}},
     {"token file empty",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p", "token_file": "$D/empty"}})",
-     {}, {"proxy.token_file: token file '$D/empty' is empty"}},
+     {},
+     {"proxy.token_file: token file '$D/empty' is empty"}},
     {"token file missing",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p", "token_file": "$D/none"}})",
-     {}, {"proxy.token_file: token file '$D/none': No such file"}},
+     {},
+     {"proxy.token_file: token file '$D/none': No such file"}},
     {"bad log level",
      R"({"agent": {"components_dir": "$D/d", "log_level": "loud"}, "proxy": {"url": "ws://p"}})",
-     {}, {"agent.log_level: 'loud' is not one of"}},
+     {},
+     {"agent.log_level: 'loud' is not one of"}},
     {"not an object", "[1, 2]", {}, {"agent.json: must hold a JSON object"}},
 };
 
@@ -111,12 +136,14 @@ BOOST_DATA_TEST_CASE(broken_configs_are_refused_with_file_and_key, bdata::make(k
     TempDir d;
     writeFile(d.str("gh-open"), "secret-token-123\n", 0644);
     writeFile(d.str("empty"), "  \n", 0600);
-    for (const auto& [name, body] : c.dropIns) writeFile(d.str("d/" + name), body);
+    for (const auto& [name, body] : c.dropIns)
+        writeFile(d.str("d/" + name), body);
     auto res = loadConfig(mainFile(d, subst(c.mainJson, d.str())), env());
     BOOST_TEST(!res.ok());
     BOOST_TEST(!res.config.has_value());
     std::string all;
-    for (const auto& e : res.errors) all += e + "\n";
+    for (const auto& e : res.errors)
+        all += e + "\n";
     for (const auto& want : c.expect)
         BOOST_TEST(contains(all, subst(want, d.str())), "missing '" << want << "' in:\n" << all);
     BOOST_TEST(!contains(all, "secret-token-123"), "a token leaked into an error");
@@ -125,10 +152,10 @@ BOOST_DATA_TEST_CASE(broken_configs_are_refused_with_file_and_key, bdata::make(k
 BOOST_AUTO_TEST_CASE(minimal_config_gets_contract_defaults) {
     // Only proxy.url is required; every other key takes the contract's default.
     TempDir d;
-    auto res = loadConfig(
-        mainFile(d, R"({"proxy": {"url": "wss://releases.example.net"},
-                        "agent": {"components_dir": ")" + d.str("none") + R"("}})"),
-        env({{"RUNTIME_DIRECTORY", "/run/x:/run/y"}}));
+    auto res = loadConfig(mainFile(d, R"({"proxy": {"url": "wss://releases.example.net"},
+                        "agent": {"components_dir": ")" +
+                                          d.str("none") + R"("}})"),
+                          env({{"RUNTIME_DIRECTORY", "/run/x:/run/y"}}));
     BOOST_REQUIRE_MESSAGE(res.ok(), (res.errors.empty() ? "" : res.errors[0]));
     const Config& c = *res.config;
     BOOST_TEST(c.agent.id == "pi-test");
@@ -153,13 +180,15 @@ BOOST_AUTO_TEST_CASE(unknown_keys_are_warnings_not_errors) {
     // Unknown keys anywhere are reported with their path but do not fail the load.
     TempDir d;
     auto res = loadConfig(mainFile(d, R"({"proxy": {"url": "ws://p", "colour": 1},
-        "agent": {"components_dir": ")" + d.str("none") + R"("}, "extra": true,
+        "agent": {"components_dir": ")" + d.str("none") +
+                                          R"("}, "extra": true,
         "components": [{"name": "a", "type": "deb", "repo": "o/a", "asset": "a.deb", "foo": 1,
                         "settings": {"package": "a"}}]})"),
                           env());
     BOOST_REQUIRE(res.ok());
     std::string all;
-    for (const auto& w : res.warnings) all += w + "\n";
+    for (const auto& w : res.warnings)
+        all += w + "\n";
     BOOST_TEST(contains(all, "proxy.colour: unknown key"), all);
     BOOST_TEST(contains(all, "agent.json: extra: unknown key"), all);
     BOOST_TEST(contains(all, "components[0].foo: unknown key"), all);
@@ -174,17 +203,17 @@ BOOST_AUTO_TEST_CASE(token_sources_follow_contract_order) {
     writeFile(d.str("creds/github-token"), "from-creds\n", 0400);
     writeFile(d.str("creds/proxy-token"), "proxy-creds", 0400);
     std::string base = R"({"agent": {"components_dir": ")" + d.str("none") + R"("}, )";
-    auto withFile = loadConfig(
-        mainFile(d, base + R"("proxy": {"url": "ws://p"}, "github": {"token_file": ")" +
-                        d.str("tok") + R"("}})"),
-        env({{"CREDENTIALS_DIRECTORY", d.str("creds")}, {"GITHUB_TOKEN", "from-env"}}));
+    auto withFile =
+        loadConfig(mainFile(d, base + R"("proxy": {"url": "ws://p"}, "github": {"token_file": ")" +
+                                   d.str("tok") + R"("}})"),
+                   env({{"CREDENTIALS_DIRECTORY", d.str("creds")}, {"GITHUB_TOKEN", "from-env"}}));
     BOOST_REQUIRE(withFile.ok());
     BOOST_TEST(withFile.config->github.token.reveal() == "from-file");
     BOOST_TEST(withFile.config->proxy.token.reveal() == "proxy-creds");
 
-    auto withCreds = loadConfig(mainFile(d, base + R"("proxy": {"url": "ws://p"}})"),
-                                env({{"CREDENTIALS_DIRECTORY", d.str("creds")},
-                                     {"GITHUB_TOKEN", "from-env"}}));
+    auto withCreds =
+        loadConfig(mainFile(d, base + R"("proxy": {"url": "ws://p"}})"),
+                   env({{"CREDENTIALS_DIRECTORY", d.str("creds")}, {"GITHUB_TOKEN", "from-env"}}));
     BOOST_REQUIRE(withCreds.ok());
     BOOST_TEST(withCreds.config->github.token.reveal() == "from-creds");
 
@@ -202,9 +231,10 @@ BOOST_AUTO_TEST_CASE(drop_ins_are_read_in_name_order) {
     writeFile(d.str("d/20-b.json"), R"({"name": "b", "type": "deb", "repo": "o/b", "asset": "b"})");
     writeFile(d.str("d/10-a.json"), R"({"name": "a", "type": "deb", "repo": "o/a", "asset": "a"})");
     writeFile(d.str("d/README"), "not json");
-    auto res = loadConfig(mainFile(d, R"({"proxy": {"url": "ws://p"}, "agent": {"components_dir": ")" +
-                                          d.str("d") + R"("}, "components": [)" + kComp + "]}"),
-                          env());
+    auto res =
+        loadConfig(mainFile(d, R"({"proxy": {"url": "ws://p"}, "agent": {"components_dir": ")" +
+                                   d.str("d") + R"("}, "components": [)" + kComp + "]}"),
+                   env());
     BOOST_REQUIRE_MESSAGE(res.ok(), (res.errors.empty() ? "" : res.errors[0]));
     BOOST_REQUIRE(res.config->components.size() == 3u);
     BOOST_TEST(res.config->components[0].name == "web");

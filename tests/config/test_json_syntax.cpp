@@ -19,13 +19,13 @@ BOOST_AUTO_TEST_CASE(errors_carry_line_and_column) {
         int line, column;
     };
     const Case cases[] = {
-        {"{\n  \"a\": 1,\n}", 3, 1},       // trailing comma
-        {"{\"a\" 1}", 1, 6},               // missing colon
-        {"{\n\"a\": [1, 2\n", 3, 1},       // unterminated array
-        {"{\"a\": tru}", 1, 7},            // bad literal
-        {"{} x", 1, 4},                    // trailing garbage
-        {"{\"a\": 01}", 1, 8},             // leading zero then garbage
-        {"{\"a\": \"b\n\"}", 1, 9},        // raw newline in string
+        {"{\n  \"a\": 1,\n}", 3, 1},  // trailing comma
+        {"{\"a\" 1}", 1, 6},          // missing colon
+        {"{\n\"a\": [1, 2\n", 3, 1},  // unterminated array
+        {"{\"a\": tru}", 1, 7},       // bad literal
+        {"{} x", 1, 4},               // trailing garbage
+        {"{\"a\": 01}", 1, 8},        // leading zero then garbage
+        {"{\"a\": \"b\n\"}", 1, 9},   // raw newline in string
     };
     for (const auto& c : cases) {
         auto e = findJsonSyntaxError(c.text);

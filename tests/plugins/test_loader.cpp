@@ -53,7 +53,9 @@ struct BrokenCase {
     const char* file;
     const char* expect;
 };
-std::ostream& operator<<(std::ostream& os, const BrokenCase& c) { return os << c.file; }
+std::ostream& operator<<(std::ostream& os, const BrokenCase& c) {
+    return os << c.file;
+}
 
 BOOST_AUTO_TEST_CASE(each_broken_plugin_is_refused_naming_the_file) {
     // Every kind of broken table is refused, and the message names the file and why.
@@ -90,7 +92,8 @@ BOOST_AUTO_TEST_CASE(world_writable_file_or_directory_is_refused) {
         ::chmod(d.file("scripted").c_str(), 0666);
         auto p = loadPlugin(d.file("scripted"));
         BOOST_REQUIRE(!p);
-        BOOST_TEST(contains(p.error().message(), "writable by group or others"), p.error().message());
+        BOOST_TEST(contains(p.error().message(), "writable by group or others"),
+                   p.error().message());
         BOOST_TEST(contains(p.error().message(), d.file("scripted")), p.error().message());
     }
     {
@@ -114,7 +117,8 @@ BOOST_AUTO_TEST_CASE(directory_scan_skips_broken_and_duplicate_plugins) {
     BOOST_REQUIRE(report.errors.size() == 3u);
     bool dup = false;
     for (const auto& e : report.errors)
-        if (contains(e.message(), "duplicate deployer name 'scripted'")) dup = true;
+        if (contains(e.message(), "duplicate deployer name 'scripted'"))
+            dup = true;
     BOOST_TEST(dup);
 }
 

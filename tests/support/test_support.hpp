@@ -25,7 +25,7 @@ namespace rra::test {
 namespace fs = std::filesystem;
 
 class TempDir {
-public:
+  public:
     TempDir() {
         char tmpl[] = "/tmp/rra-test-XXXXXX";
         path_ = ::mkdtemp(tmpl);
@@ -42,7 +42,7 @@ public:
         return rel.empty() ? path_.string() : (path_ / rel).string();
     }
 
-private:
+  private:
     fs::path path_;
 };
 
@@ -67,7 +67,8 @@ inline bool waitUntil(const std::function<bool()>& cond,
                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto end = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < end) {
-        if (cond()) return true;
+        if (cond())
+            return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return cond();
@@ -75,7 +76,7 @@ inline bool waitUntil(const std::function<bool()>& cond,
 
 // A child process whose stdout and stderr go to files the test reads.
 class Child {
-public:
+  public:
     Child(const std::vector<std::string>& argv, const std::string& outDir,
           const std::map<std::string, std::string>& env = {}, bool clearEnv = false)
         : outPath_(outDir + "/child.out"), errPath_(outDir + "/child.err") {
@@ -91,10 +92,13 @@ public:
             sigset_t none;
             sigemptyset(&none);
             sigprocmask(SIG_SETMASK, &none, nullptr);
-            if (clearEnv) ::clearenv();
-            for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+            if (clearEnv)
+                ::clearenv();
+            for (const auto& [k, v] : env)
+                ::setenv(k.c_str(), v.c_str(), 1);
             std::vector<char*> args;
-            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+            for (const auto& a : argv)
+                args.push_back(const_cast<char*>(a.c_str()));
             args.push_back(nullptr);
             ::execv(args[0], args.data());
             ::_exit(127);
@@ -111,7 +115,8 @@ public:
 
     pid_t pid() const { return pid_; }
     bool running() {
-        if (exited_) return false;
+        if (exited_)
+            return false;
         int st = 0;
         pid_t r = ::waitpid(pid_, &st, WNOHANG);
         if (r == pid_) {
@@ -123,13 +128,14 @@ public:
     void signal(int sig) { ::kill(pid_, sig); }
     // Exit code (or 128+signal) once it ends within `timeout`; nothing otherwise.
     std::optional<int> wait(std::chrono::milliseconds timeout) {
-        if (!waitUntil([&] { return !running(); }, timeout)) return std::nullopt;
+        if (!waitUntil([&] { return !running(); }, timeout))
+            return std::nullopt;
         return code_;
     }
     std::string out() const { return readFile(outPath_); }
     std::string err() const { return readFile(errPath_); }
 
-private:
+  private:
     void record(int st) {
         exited_ = true;
         code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

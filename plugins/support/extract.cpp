@@ -167,7 +167,7 @@ Outcome<ExtractStats> extractArchive(const ExtractOptions& o) {
                                                   ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                                   ARCHIVE_EXTRACT_SECURE_NODOTDOT);
     if (archive_read_open_filename(in.get(), o.archivePath.c_str(), 256 * 1024) != ARCHIVE_OK)
-        return refuse("cannot open: " + archiveError(in.get()));
+        return refuse("not a readable archive: " + archiveError(in.get()));
 
     ExtractStats stats;
     uint64_t needed = 0;     // bytes the tree takes on disk, rounded to blocks

@@ -189,6 +189,7 @@ int AgentApp::runDaemon() {
     log.information(std::string("raspi-release-agent ") + kAgentVersion + " starting with " +
                     configPath_);
 
+    Poco::Net::initializeSSL();
     AgentRuntime runtime(agentPath());
     if (auto s = runtime.start(std::move(*v.valid)); !s) {
         log.fatal(s.error().message());
@@ -220,6 +221,7 @@ int AgentApp::runDaemon() {
     notifySystemd("STOPPING=1");
     runtime.stop(Millis(8000));
     log.information("stopped");
+    Poco::Net::uninitializeSSL();
     return EXIT_OK;
 }
 

@@ -1,9 +1,11 @@
 // The running agent: owns the validated config, the loaded plugins, one deployer instance
-// per component, and (wired here) the deployment engine, the GitHub client and the proxy
-// connection. Reload swaps the config as a whole or keeps the old one.
+// per component, the deployment engine, the GitHub client and the proxy connection, and
+// wires them together. Reload swaps the config as a whole or keeps the old one.
 #pragma once
 
+#include "common/clock.hpp"
 #include "common/error.hpp"
+#include "common/random.hpp"
 #include "config/config.hpp"
 #include "config/config_loader.hpp"
 #include "plugins/deployer_instance.hpp"
@@ -12,10 +14,25 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+namespace rra::github {
+class GithubClient;
+}
+namespace rra::proxy {
+class ProxyClient;
+}
+namespace rra::deploy {
+class Engine;
+}
+
 namespace rra::app {
+
+class GithubFetcher;
+class ProxyTelemetry;
+class StatusFile;
 
 // A config that passed every check, with the plugins that serve it.
 struct ValidatedConfig {
@@ -25,37 +42,45 @@ struct ValidatedConfig {
 };
 
 // Loads and checks `path` completely (file, drop-ins, tokens, plugins, settings).
-// On failure: every problem, each naming file and key.
 struct Validation {
     std::optional<ValidatedConfig> valid;
-    std::vector<std::string> errors;
+    std::vector<std::string> errors;  // each names file and key
     std::vector<std::string> warnings;
 };
-Validation validateConfig(const std::string& path, const std::string& agentPath,
-                          const plugins::LoadReport* reusePlugins = nullptr);
+Validation validateConfig(const std::string& path, const std::string& agentPath);
 
 class AgentRuntime {
   public:
     explicit AgentRuntime(std::string agentPath);
     ~AgentRuntime();
 
-    // Creates runtime/work directories and deployer instances, discovers what is
-    // installed and starts the connections.
+    // Creates runtime/work directories and deployer instances, starts the engine (which
+    // discovers what is installed) and the proxy connection.
     Status start(ValidatedConfig cfg);
     // Re-reads the config path; true when the new config is in force.
     bool reload();
     // Cancels work and stops within `budget`.
     void stop(Millis budget);
 
-    const config::Config& config() const { return current_.config; }
-
   private:
-    Status applyComponents(const config::ConfigDiff* diff);
+    std::vector<std::pair<config::ComponentConfig, std::shared_ptr<plugins::Deployer>>>
+    instancesFor(const config::Config& cfg, const config::ConfigDiff* diff);
+    Expected<std::string> fetchForPlugin(const std::string& component, const std::string& tag);
+    std::string renderStatus();
 
     std::string agentPath_;
-    std::mutex mutex_;
+    std::mutex mutex_;  // guards current_ and instances_
     ValidatedConfig current_;
     std::map<std::string, std::shared_ptr<plugins::DeployerInstance>> instances_;
+    CancelToken shutdown_;
+
+    SystemRandom random_;
+    std::unique_ptr<github::GithubClient> github_;
+    std::unique_ptr<GithubFetcher> fetcher_;
+    std::unique_ptr<proxy::ProxyClient> proxy_;
+    std::unique_ptr<ProxyTelemetry> telemetry_;
+    std::unique_ptr<deploy::Engine> engine_;
+    std::unique_ptr<StatusFile> status_;
 };
 
 }  // namespace rra::app

@@ -601,6 +601,7 @@ Engine::Engine(EngineOptions options, Fetcher& fetcher, TelemetrySink& telemetry
     : impl_(std::make_shared<Impl>(std::move(options), fetcher, telemetry, clock, random)) {}
 
 Engine::~Engine() {
+    setStatusListener({});  // its owner is going away with us
     shutdown(Millis(10'000));
     std::vector<std::thread> all;
     {

@@ -686,3 +686,86 @@ BOOST_AUTO_TEST_CASE(rule12_pin_downgrade_ignore_and_unpin) {
     BOOST_TEST(h.installs(A).back() == "install v5.0.0 from v4.0.0");
     BOOST_TEST(h.installs(A).size() == 3u);
 }
+
+// Rule 2: announcements that arrive while discovery still runs are kept and judged against
+// the discovered current once it is known.
+BOOST_AUTO_TEST_CASE(rule02_announcements_during_discovery_kept) {
+    Harness h;
+    auto a = h.add(A, std::string("v2.0.0"));
+    a->discoverGate = std::make_shared<Gate>();
+    h.engine = std::make_unique<Engine>(h.opts, h.fetcher, h.sink, h.clock, h.random);
+    h.engine->setComponents(h.managed);
+    BOOST_REQUIRE(a->discoverGate->waitForWaiters(1));
+    BOOST_TEST(h.status(A).phase == "discovering");
+    h.announce({ann(A, "v1.0.0"), ann(A, "v3.0.0")});
+    BOOST_TEST(h.status(A).candidates == (Lines{"v3.0.0", "v1.0.0"}));
+    a->discoverGate->open();
+    h.idle();
+    BOOST_TEST(h.installs(A) == Lines{"install v3.0.0 from v2.0.0"});
+    BOOST_TEST(h.status(A).candidates.empty());
+}
+
+// Rules 3 and 9: a component removed and re-added while its apply runs keeps that one
+// worker (never two applies in flight) and is managed normally afterwards.
+BOOST_AUTO_TEST_CASE(rule09_readded_during_apply_single_worker) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    auto gate = std::make_shared<Gate>();
+    a->installGates["v2.0.0"] = gate;
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    h.engine->setComponents({});
+    BOOST_TEST(h.engine->inventory().empty());
+    h.engine->setComponents(h.managed);
+    h.announce({ann(A, "v3.0.0")});
+    gate->open();
+    h.idle();
+    BOOST_TEST(h.installs(A) ==
+               (Lines{"install v2.0.0 from v1.0.0", "install v3.0.0 from v2.0.0"}));
+    BOOST_TEST(a->maxConcurrentHooks() == 1);
+    BOOST_TEST(*h.status(A).current == "v3.0.0");
+}
+
+// Self-update: a confirm that fails is an apply_failed in phase verify with a rollback to
+// the release before the update.
+BOOST_AUTO_TEST_CASE(self_update_confirm_failure_rolls_back) {
+    Harness h;
+    auto a = h.add("self", std::string("v2.0.0"));
+    a->verdict.verdict = RRA_VERDICT_PENDING;
+    a->verdict.verdictTag = "v2.0.0";
+    a->verdict.verdictFromTag = "v1.0.0";
+    a->confirmFails = true;
+    h.start();
+    h.engine->onHealthy();
+    h.idle();
+    BOOST_TEST(a->calls() ==
+               (Lines{"discover", "confirm v2.0.0", "rollback v1.0.0 failed v2.0.0"}));
+    BOOST_TEST(h.sink.lines() ==
+               Lines{"apply_failed self v2.0.0 from v1.0.0 verify rb=v1.0.0 ok=1"});
+    BOOST_TEST(h.status("self").failed == Lines{"v2.0.0"});
+    BOOST_TEST(*h.status("self").current == "v1.0.0");
+}
+
+// Status: the listener hears every phase of an apply and may call back into the engine
+// (it runs without engine locks; a held lock would deadlock here).
+BOOST_AUTO_TEST_CASE(status_listener_sees_phases) {
+    Harness h;
+    h.add(A, std::string("v1.0.0"));
+    std::mutex m;
+    std::vector<std::string> phases;
+    h.engine = std::make_unique<Engine>(h.opts, h.fetcher, h.sink, h.clock, h.random);
+    h.engine->setStatusListener([&] {
+        auto st = h.engine->status();
+        std::lock_guard<std::mutex> lk(m);
+        if (!st.empty() && (phases.empty() || phases.back() != st[0].phase))
+            phases.push_back(st[0].phase);
+    });
+    h.engine->setComponents(h.managed);
+    h.idle();
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    std::lock_guard<std::mutex> lk(m);
+    for (auto p : {"download", "install", "verify", "idle"})
+        BOOST_TEST((std::find(phases.begin(), phases.end(), p) != phases.end()), p);
+}

@@ -10,8 +10,12 @@
 
 #include <Poco/AutoPtr.h>
 #include <Poco/Channel.h>
+#include <Poco/JSON/Parser.h>
 #include <Poco/Logger.h>
 #include <Poco/Message.h>
+#include <Poco/Pipe.h>
+#include <Poco/PipeStream.h>
+#include <Poco/Process.h>
 
 #include <unistd.h>
 #include <algorithm>
@@ -524,6 +528,69 @@ BOOST_AUTO_TEST_CASE(wss_without_ca_uses_system_store_and_refuses_test_ca) {
     f.startClient();
     BOOST_REQUIRE(waitUntil([&] { return f.clock.sleeps().size() >= 2; }));
     BOOST_TEST(f.fake.messages().empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(fake_proxy_program)
+
+BOOST_AUTO_TEST_CASE(cli_prints_port_and_messages_and_takes_commands) {
+    // The fake-proxy program prints its port, echoes what the agent sends as JSON lines,
+    // serves the scripted sync and pushes a release on command.
+    Poco::Pipe inPipe, outPipe;
+    Poco::ProcessHandle ph = Poco::Process::launch(std::string(RRA_BINARY_DIR) + "/bin/fake-proxy",
+                                                   {}, &inPipe, &outPipe, nullptr);
+    Poco::PipeOutputStream toFake(inPipe);
+    std::mutex lm;
+    std::vector<std::string> lines;
+    std::thread reader([&] {
+        Poco::PipeInputStream from(outPipe);
+        std::string line;
+        while (std::getline(from, line)) {
+            std::lock_guard<std::mutex> lk(lm);
+            lines.push_back(line);
+        }
+    });
+    auto lineCount = [&] {
+        std::lock_guard<std::mutex> lk(lm);
+        return lines.size();
+    };
+    bool ok = waitUntil([&] { return lineCount() >= 1; });
+    if (ok) {
+        toFake << "sync web-ui acme/web-ui v2.4.0 v2.5.0" << std::endl;
+        ClientFixture f;
+        f.fake.stop();
+        {
+            std::lock_guard<std::mutex> lk(lm);
+            f.cfg.url = "ws://127.0.0.1:" + lines[0];
+        }
+        f.startClient();
+        BOOST_TEST(waitUntil([&] { return f.announcements().size() == 1; }));
+        BOOST_TEST(lineCount() >= 2u);
+        {
+            std::lock_guard<std::mutex> lk(lm);
+            if (lines.size() >= 2) {
+                Poco::JSON::Parser p;
+                auto hello = p.parse(lines[1]).extract<Poco::JSON::Object::Ptr>();
+                BOOST_TEST(hello->getValue<std::string>("type") == "hello");
+            }
+        }
+        if (f.announcements().size() == 1)
+            BOOST_TEST(f.announcements()[0].batch.size() == 2u);
+        toFake << "release web-ui acme/web-ui v2.6.0" << std::endl;
+        BOOST_TEST(waitUntil([&] { return f.announcements().size() == 2; }));
+        f.client->sendTelemetry(f.event("v2.6.0", TelemetryKind::kApplyStarted));
+        BOOST_TEST(waitUntil([&] { return lineCount() >= 3u; }));
+        BOOST_TEST(waitUntil([&] { return f.client->pendingTelemetry() == 0; }));
+        f.client->stop();
+    }
+    BOOST_TEST(ok, "fake-proxy printed no port");
+    toFake << "quit" << std::endl;
+    toFake.close();
+    if (!waitUntil([&] { return !Poco::Process::isRunning(ph); }))
+        Poco::Process::kill(ph);
+    reader.join();
+    BOOST_TEST(ph.wait() == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

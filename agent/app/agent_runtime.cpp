@@ -241,9 +241,10 @@ bool AgentRuntime::reload() {
 void AgentRuntime::stop(Millis budget) {
     shutdown_.cancel();
     auto start = std::chrono::steady_clock::now();
+    bool engineStopped = true;
     if (engine_) {
-        if (!engine_->shutdown(budget - Millis(1500)))
-            log().warning("some deployments did not stop in time");
+        engineStopped = engine_->shutdown(budget - Millis(1500));
+        if (!engineStopped) log().warning("some deployments did not stop in time");
     }
     auto left =
         budget - std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start);
@@ -254,6 +255,14 @@ void AgentRuntime::stop(Millis budget) {
     if (status_)
         status_->stop();
     std::lock_guard<std::mutex> lk(mutex_);
+    if (!engineStopped) {
+        // A worker may still use these: leave them to the process exit.
+        (void)engine_.release();
+        (void)telemetry_.release();
+        (void)proxy_.release();
+        (void)fetcher_.release();
+        (void)github_.release();
+    }
     engine_.reset();
     telemetry_.reset();
     proxy_.reset();

@@ -457,9 +457,8 @@ ProxyClient::Outcome ProxyClient::serve(Link& link, const config::ProxySection& 
                     break;
                 std::string text;
                 text.swap(fragments);
-                Outcome out = handleText(link, text, synced);
-                if (out != Outcome::kFailed)
-                    return out;  // kFailed here means "keep going"
+                if (auto out = handleText(link, text, synced))
+                    return *out;
                 break;
             }
             default:
@@ -468,12 +467,12 @@ ProxyClient::Outcome ProxyClient::serve(Link& link, const config::ProxySection& 
     }
 }
 
-// Returns kFailed to keep the connection (the common case), anything else to leave.
-ProxyClient::Outcome ProxyClient::handleText(Link& link, const std::string& text, bool& synced) {
+std::optional<ProxyClient::Outcome> ProxyClient::handleText(Link& link, const std::string& text,
+                                                            bool& synced) {
     auto in = decode(text);
     if (!in) {
         logger().warning("dropped a frame from the proxy: %s", in.error().message());
-        return Outcome::kFailed;
+        return std::nullopt;
     }
     for (const auto& w : in->warnings)
         logger().warning("proxy message: %s", w);
@@ -512,7 +511,7 @@ ProxyClient::Outcome ProxyClient::handleText(Link& link, const std::string& text
             logger().debug("ignored proxy message of unknown type '%s'", in->rawType);
             break;
     }
-    return Outcome::kFailed;
+    return std::nullopt;
 }
 
 }  // namespace rra::proxy

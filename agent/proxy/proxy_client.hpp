@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,7 +65,8 @@ class ProxyClient {
     void run();
     Outcome runConnection(const config::ProxySection& cfg);
     Outcome serve(Link& link, const config::ProxySection& cfg);
-    Outcome handleText(Link& link, const std::string& text, bool& synced);
+    // Nothing: keep the connection; otherwise leave it with that outcome.
+    std::optional<Outcome> handleText(Link& link, const std::string& text, bool& synced);
     void closeLink(Link& link, uint16_t code, const std::string& reason);
     std::vector<ComponentReport> inventory();
 

@@ -76,6 +76,10 @@ Expected<Target> parseTarget(const std::string& url, const std::string& agentId)
     }
 }
 
+bool isLoopback(const std::string& host) {
+    return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1" || host == "[::1]";
+}
+
 uint16_t closeCode(const Poco::Buffer<char>& payload, int n) {
     if (n < 2)
         return 1005;  // "no status received"
@@ -250,6 +254,8 @@ ProxyClient::Outcome ProxyClient::runConnection(const config::ProxySection& cfg)
         logger().error("cannot connect to the proxy: %s", target.error().message());
         return Outcome::kFailed;
     }
+    if (!target->tls && !cfg.token.empty() && !isLoopback(target->host))
+        logger().warning("sending the proxy token over unencrypted ws:// to %s", target->display);
     Link link;
     link.target = *target;
     Poco::Net::HTTPResponse response;

@@ -5,6 +5,8 @@
 #include "common/version.hpp"
 
 #include <Poco/Logger.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/RejectCertificateHandler.h>
 #include <Poco/Net/SSLManager.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
@@ -190,6 +192,15 @@ int AgentApp::runDaemon() {
                     configPath_);
 
     Poco::Net::initializeSSL();
+    // A certificate that fails verification is refused, never asked about on a console:
+    // the clients build their own verifying contexts, this covers Poco's fallback path.
+    Poco::SharedPtr<Poco::Net::InvalidCertificateHandler> reject =
+        new Poco::Net::RejectCertificateHandler(false);
+    Poco::Net::Context::Params params;
+    params.verificationMode = Poco::Net::Context::VERIFY_STRICT;
+    params.loadDefaultCAs = true;
+    Poco::Net::SSLManager::instance().initializeClient(
+        nullptr, reject, new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params));
     AgentRuntime runtime(agentPath());
     if (auto s = runtime.start(std::move(*v.valid)); !s) {
         log.fatal(s.error().message());

@@ -47,6 +47,7 @@ namespace {
 
 constexpr int kMaxRedirects = 5;
 constexpr size_t kChunk = 256 * 1024;
+constexpr uint64_t kWritebackChunk = 8 * 1024 * 1024;
 constexpr size_t kMaxJsonBytes = 16 * 1024 * 1024;
 constexpr int kTimeoutS = 30;
 
@@ -229,8 +230,22 @@ bool writeSmallFileDurably(const std::string& path, const std::string& text) {
 }
 
 // ---- one HTTP exchange ---------------------------------------------------------------------
+// Sessions that expose HTTPSession::read(): once the headers are parsed, a fixed-length body
+// is read straight from the socket in large chunks instead of Poco's 4 KiB stream buffer.
+class PlainSession : public Poco::Net::HTTPClientSession {
+  public:
+    using HTTPClientSession::HTTPClientSession;
+    int readRaw(char* b, std::streamsize n) { return read(b, n); }
+};
+class TlsSession : public Poco::Net::HTTPSClientSession {
+  public:
+    using HTTPSClientSession::HTTPSClientSession;
+    int readRaw(char* b, std::streamsize n) { return read(b, n); }
+};
+
 struct Exchange {
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
+    std::function<int(char*, std::streamsize)> readRaw;
     Poco::Net::HTTPResponse response;
     std::istream* body = nullptr;
 };
@@ -393,12 +408,17 @@ struct GithubClient::Impl {
         auto ex = std::make_unique<Exchange>();
         tlsLastVerifyError = 0;
         try {
-            if (scheme == "https")
-                ex->session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(),
-                                                                              uri.getPort(), s.tls);
-            else
-                ex->session =
-                    std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+            if (scheme == "https") {
+                auto tls = std::make_unique<TlsSession>(uri.getHost(), uri.getPort(), s.tls);
+                TlsSession* raw = tls.get();
+                ex->readRaw = [raw](char* b, std::streamsize n) { return raw->readRaw(b, n); };
+                ex->session = std::move(tls);
+            } else {
+                auto plain = std::make_unique<PlainSession>(uri.getHost(), uri.getPort());
+                PlainSession* raw = plain.get();
+                ex->readRaw = [raw](char* b, std::streamsize n) { return raw->readRaw(b, n); };
+                ex->session = std::move(plain);
+            }
             ex->session->setTimeout(Poco::Timespan(kTimeoutS, 0));
             Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_GET, uri.getPathAndQuery(),
                                        Poco::Net::HTTPMessage::HTTP_1_1);
@@ -732,14 +752,25 @@ struct GithubClient::Impl {
         }
         std::vector<char> buf(kChunk);
         std::optional<Error> err;
+        uint64_t flushedTo = prog.have;
+        // Only a plain fixed-length body may bypass the stream (which decodes chunking).
+        const bool direct = ex.readRaw && ex.response.hasContentLength() &&
+                            !ex.response.getChunkedTransferEncoding();
         try {
             while (prog.have < asset.size) {
                 if (cancel.cancelled()) {
                     err = Error(ErrorCode::kCancelled, "cancelled");
                     break;
                 }
-                ex.body->read(buf.data(), static_cast<std::streamsize>(buf.size()));
-                const size_t n = static_cast<size_t>(ex.body->gcount());
+                size_t n = 0;
+                if (direct) {
+                    const uint64_t want = std::min<uint64_t>(buf.size(), asset.size - prog.have);
+                    const int got = ex.readRaw(buf.data(), static_cast<std::streamsize>(want));
+                    n = got > 0 ? static_cast<size_t>(got) : 0;
+                } else {
+                    ex.body->read(buf.data(), static_cast<std::streamsize>(buf.size()));
+                    n = static_cast<size_t>(ex.body->gcount());
+                }
                 if (n == 0)
                     break;
                 if (prog.have + n > asset.size) {
@@ -761,6 +792,13 @@ struct GithubClient::Impl {
                     break;
                 prog.sha.update(buf.data(), n);
                 prog.have += n;
+                // Start writeback as we go so the final fsync does not stall on the whole file.
+                if (prog.have - flushedTo >= kWritebackChunk) {
+                    ::sync_file_range(fd, static_cast<off_t>(flushedTo),
+                                      static_cast<off_t>(prog.have - flushedTo),
+                                      SYNC_FILE_RANGE_WRITE);
+                    flushedTo = prog.have;
+                }
             }
         } catch (const Poco::Exception& e) {
             err = Error(ErrorCode::kNetwork, "reading asset: " + e.displayText());

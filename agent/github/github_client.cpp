@@ -23,6 +23,7 @@
 #include <Poco/URI.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
 #include <fcntl.h>
@@ -47,6 +48,7 @@ namespace {
 
 constexpr int kMaxRedirects = 5;
 constexpr size_t kChunk = 256 * 1024;
+constexpr size_t kGather = 128 * 1024;
 constexpr uint64_t kWritebackChunk = 8 * 1024 * 1024;
 constexpr size_t kMaxJsonBytes = 16 * 1024 * 1024;
 constexpr int kTimeoutS = 30;
@@ -323,6 +325,8 @@ struct GithubClient::Impl {
             p.cipherList = "DEFAULT";
             s->tls = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, p);
             s->tls->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+            // Read ahead: whole TLS records per read() instead of header and body separately.
+            SSL_CTX_set_read_ahead(s->tls->sslContext(), 1);
         } catch (const Poco::Exception& e) {
             s->tlsError = "TLS setup (github.ca_file '" + cfg.caFile.value_or("system CAs") +
                           "'): " + e.displayText();
@@ -764,9 +768,16 @@ struct GithubClient::Impl {
                 }
                 size_t n = 0;
                 if (direct) {
+                    // A TLS read returns one record (often 4-16 KiB): gather a few before
+                    // writing and hashing, so syscalls stay few whatever the server's records.
                     const uint64_t want = std::min<uint64_t>(buf.size(), asset.size - prog.have);
-                    const int got = ex.readRaw(buf.data(), static_cast<std::streamsize>(want));
-                    n = got > 0 ? static_cast<size_t>(got) : 0;
+                    while (n < want && n < kGather) {
+                        const int got =
+                            ex.readRaw(buf.data() + n, static_cast<std::streamsize>(want - n));
+                        if (got <= 0)
+                            break;
+                        n += static_cast<size_t>(got);
+                    }
                 } else {
                     ex.body->read(buf.data(), static_cast<std::streamsize>(buf.size()));
                     n = static_cast<size_t>(ex.body->gcount());

@@ -510,7 +510,6 @@ struct GithubClient::Impl {
                 return fail(code, a.error.message() + " (gave up after " + std::to_string(attempt) +
                                       " attempts)");
             }
-            const std::string secs = std::to_string(d.wait.count() / 1000.0);
             log().warning(what + ": " + a.error.message() + "; attempt " + std::to_string(attempt) +
                           " of " + std::to_string(s.policy.maxAttempts) + ", retrying in " +
                           std::to_string(d.wait.count()) + " ms");

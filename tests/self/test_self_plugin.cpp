@@ -108,7 +108,9 @@ BOOST_AUTO_TEST_CASE(settings_have_defaults_and_are_validated_by_key) {
     Fixture f;
     SelfInstance defaults(library().table(), f.host, "{}", f.debAgent(), true);
     BOOST_TEST(defaults.created.ok(), defaults.created.message);
-    BOOST_TEST(!fs::exists("/opt/raspi-release-agent/releases/.probe"));
+    SelfInstance check(library().table(), f.host, f.settings(), f.debAgent(), true);
+    BOOST_TEST(check.created.ok(), check.created.message);
+    BOOST_TEST(!fs::exists(f.root));
 
     SelfInstance bad(library().table(), f.host,
                      "{\"install_root\":\"opt\",\"healthy_within_s\":0,\"restart_cmd\":[],"

@@ -177,15 +177,15 @@ struct TlsFixture {
         return dir;
     }
     static const fakes::TestPki& pki() {
-        static fakes::TestPki p = fakes::makeTestPki(pkiDir());
+        static fakes::TestPki p = fakes::TestPki::generate(pkiDir());
         return p;
     }
 };
 
 FakeProxy::Options tlsOptions() {
     FakeProxy::Options o;
-    o.certFile = TlsFixture::pki().serverCert;
-    o.keyFile = TlsFixture::pki().serverKey;
+    o.certFile = TlsFixture::pki().certFile;
+    o.keyFile = TlsFixture::pki().keyFile;
     return o;
 }
 
@@ -501,7 +501,7 @@ BOOST_FIXTURE_TEST_CASE(reconfigure_reconnects_with_new_token, ClientFixture) {
 BOOST_AUTO_TEST_CASE(wss_with_configured_ca) {
     // Over wss:// with the proxy's CA configured the client connects and says hello.
     ClientFixture f(tlsOptions());
-    f.cfg.caFile = TlsFixture::pki().caCert;
+    f.cfg.caFile = TlsFixture::pki().caFile;
     BOOST_TEST(f.cfg.url.rfind("wss://", 0) == 0u);
     f.startClient();
     BOOST_REQUIRE(f.fake.waitForHello(1, kWait));
@@ -513,7 +513,7 @@ BOOST_AUTO_TEST_CASE(wss_with_configured_ca) {
 BOOST_AUTO_TEST_CASE(wss_with_wrong_ca_is_refused) {
     // A server certificate from another CA fails verification: no upgrade, no hello.
     ClientFixture f(tlsOptions());
-    f.cfg.caFile = TlsFixture::pki().otherCaCert;
+    f.cfg.caFile = TlsFixture::pki().otherCaFile;
     f.startClient();
     BOOST_REQUIRE(waitUntil([&] { return f.clock.sleeps().size() >= 2; }));
     BOOST_TEST(f.fake.handshakes().empty());

@@ -68,32 +68,7 @@ std::string sha256OfFile(const std::string& path) {
     });
 }
 
-void run(const std::string& cmd) {
-    if (std::system(cmd.c_str()) != 0)
-        throw std::runtime_error("command failed: " + cmd);
-}
-
 }  // namespace
-
-TestPki TestPki::generate(const std::string& dir) {
-    Poco::File(dir).createDirectories();
-    TestPki p{dir, dir + "/ca.pem", dir + "/server.pem", dir + "/server.key"};
-    const std::string q = "'" + dir + "'";
-    {
-        std::ofstream ext(dir + "/ext.cnf");
-        ext << "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost\n"
-               "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
-    }
-    const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    run("openssl req -x509" + ec + " -keyout " + q + "/ca.key -out " + q +
-        "/ca.pem -days 3 -subj /CN=rra-test-ca >/dev/null 2>&1");
-    run("openssl req -new" + ec + " -keyout " + q + "/server.key -out " + q +
-        "/server.csr -subj /CN=localhost >/dev/null 2>&1");
-    run("openssl x509 -req -in " + q + "/server.csr -CA " + q + "/ca.pem -CAkey " + q +
-        "/ca.key -CAcreateserial -out " + q + "/server.pem -days 2 -extfile " + q +
-        "/ext.cnf >/dev/null 2>&1");
-    return p;
-}
 
 struct FakeGithub::State {
     Options opt;

@@ -4,6 +4,8 @@
 // bodies, HTML-instead-of-bytes, Range and ETags.
 #pragma once
 
+#include "fakes/pki/test_pki.hpp"
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -14,13 +16,7 @@
 
 namespace rra::fakes {
 
-// A throwaway CA and a server certificate for 127.0.0.1, 127.0.0.2 and localhost, made with
-// the openssl CLI at test time (no private key is committed).
-struct TestPki {
-    std::string dir, caFile, certFile, keyFile;
-    // Throws std::runtime_error when openssl fails.
-    static TestPki generate(const std::string& dir);
-};
+
 
 struct FakeAsset {
     std::string name;

@@ -32,11 +32,6 @@ using Poco::Net::WebSocket;
 
 namespace {
 
-void run(const std::string& cmd) {
-    if (std::system((cmd + " >/dev/null 2>&1").c_str()) != 0)
-        throw std::runtime_error("test PKI: command failed: " + cmd);
-}
-
 Poco::JSON::Object::Ptr announcementJson(const Announcement& a) {
     Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
     o->set("component", a.component);
@@ -53,29 +48,6 @@ std::string str(const Poco::JSON::Object::Ptr& o) {
 }
 
 }  // namespace
-
-TestPki makeTestPki(const std::string& dir) {
-    run("mkdir -p '" + dir + "'");
-    TestPki p{dir + "/ca.pem", dir + "/server.pem", dir + "/server.key", dir + "/other-ca.pem"};
-    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    const std::string caExt =
-        "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign";
-    run("openssl req -x509 " + ec + " -keyout '" + dir + "/ca.key' -out '" + p.caCert +
-        "' -days 2 -subj /CN=rra-test-ca " + caExt);
-    run("openssl req -x509 " + ec + " -keyout '" + dir + "/other-ca.key' -out '" + p.otherCaCert +
-        "' -days 2 -subj /CN=rra-other-ca " + caExt);
-    {
-        std::ofstream ext(dir + "/server.ext");
-        ext << "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
-               "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n";
-    }
-    run("openssl req " + ec + " -keyout '" + p.serverKey + "' -out '" + dir +
-        "/server.csr' -subj /CN=localhost");
-    run("openssl x509 -req -in '" + dir + "/server.csr' -CA '" + p.caCert + "' -CAkey '" + dir +
-        "/ca.key' -CAcreateserial -out '" + p.serverCert + "' -days 2 -extfile '" + dir +
-        "/server.ext'");
-    return p;
-}
 
 // One open WebSocket: commands queued by the test, executed on the connection thread.
 struct FakeProxy::Conn {

@@ -5,6 +5,7 @@
 
 #include "common/clock.hpp"
 #include "common/events.hpp"
+#include "fakes/pki/test_pki.hpp"
 
 #include <Poco/JSON/Object.h>
 
@@ -27,13 +28,7 @@ class ThreadPool;
 
 namespace rra::fakes {
 
-// Throwaway certificates made with the openssl CLI: a CA, a server certificate for
-// localhost / 127.0.0.1 signed by it, and an unrelated CA (to prove verification fails).
-struct TestPki {
-    std::string caCert, serverCert, serverKey, otherCaCert;
-};
-// Throws std::runtime_error when openssl fails.
-TestPki makeTestPki(const std::string& dir);
+// Certificates for the TLS variant: fakes/pki/test_pki.hpp.
 
 struct ReceivedMessage {
     int connection = 0;  // 1-based accept order

@@ -34,6 +34,7 @@ namespace {
 constexpr uint64_t kCommandCapMs = 5 * 60 * 1000;
 constexpr uint64_t kLoadCapMs = 60 * 60 * 1000;
 constexpr size_t kLogLines = 20;
+constexpr uint64_t kReportReserveMs = 2000;
 
 struct Settings {
     std::string runtime;  // absolute path of the runtime program
@@ -192,6 +193,11 @@ class ContainerDeployer : public sdk::Deployer {
 
     sdk::Result verify(const std::string& tag, uint32_t timeoutMs) override {
         const std::string ctx = "verify " + tag;
+        // The host's deadline for this hook is usually the same timeout: stop early enough
+        // to collect the container log and report why, instead of being cut off.
+        const uint64_t budget = std::min<uint64_t>(timeoutMs, host_.remainingMs());
+        const uint64_t reserve = std::min<uint64_t>(kReportReserveMs, budget / 5);
+        timeoutMs = static_cast<uint32_t>(budget - reserve);
         const auto deadline = Clock::now() + milliseconds(timeoutMs);
         auto st = inspect(s_.container);
         if (!st)
@@ -223,6 +229,7 @@ class ContainerDeployer : public sdk::Deployer {
                 return ps::toResult(sw.error(), ctx);
         } else {
             auto section = host_.critical();
+            Uninterruptible guard(*this);
             if (auto rm = removeContainer(s_.container); !rm)
                 return ps::toResult(rm.error(), ctx);
         }
@@ -251,6 +258,19 @@ class ContainerDeployer : public sdk::Deployer {
     }
     std::string historyPath() const { return cfg_.stateDir + "/container-image-history"; }
 
+    // Marks the runtime calls of a critical section: not cancelled, not cut by the hook's
+    // deadline (each still has its own timeout).
+    class Uninterruptible {
+      public:
+        explicit Uninterruptible(ContainerDeployer& d) : d_(d) { d_.uninterruptible_ = true; }
+        ~Uninterruptible() { d_.uninterruptible_ = false; }
+        Uninterruptible(const Uninterruptible&) = delete;
+        Uninterruptible& operator=(const Uninterruptible&) = delete;
+
+      private:
+        ContainerDeployer& d_;
+    };
+
     // One runtime CLI call, bounded by `capMs` and the hook's remaining time.
     ps::Outcome<ps::CommandResult> cli(std::vector<std::string> args,
                                        uint64_t capMs = kCommandCapMs, size_t tailLines = 50) {
@@ -259,6 +279,11 @@ class ContainerDeployer : public sdk::Deployer {
         spec.argv.insert(spec.argv.end(), args.begin(), args.end());
         spec.timeout = milliseconds(std::max<uint64_t>(1, std::min(host_.remainingMs(), capMs)));
         spec.cancelled = [this]() { return host_.cancelled(); };
+        if (uninterruptible_) {
+            // Half a swap is worse than a late hook: only the per-call cap bounds it.
+            spec.timeout = milliseconds(capMs);
+            spec.cancelled = nullptr;
+        }
         spec.tailLines = tailLines;
         auto r = ps::runCommand(spec);
         if (!r)
@@ -385,6 +410,7 @@ class ContainerDeployer : public sdk::Deployer {
     // Stop+remove the managed container, give the side container its name, start it.
     ps::Done swapInNext() {
         auto section = host_.critical();
+        Uninterruptible guard(*this);
         if (auto rm = removeContainer(s_.container); !rm)
             return rm;
         if (auto mv = checked({"rename", nextName(), s_.container}); !mv)
@@ -416,6 +442,7 @@ class ContainerDeployer : public sdk::Deployer {
         host_.warning(where() + "finishing an interrupted container swap: '" + nextName() +
                       "' becomes '" + s_.container + "'");
         auto section = host_.critical();
+        Uninterruptible guard(*this);
         if (auto mv = checked({"rename", nextName(), s_.container}); !mv)
             return mv;
         return checked({"start", s_.container});
@@ -555,6 +582,7 @@ class ContainerDeployer : public sdk::Deployer {
     sdk::Config cfg_;
     sdk::Host host_;
     Settings s_;
+    bool uninterruptible_ = false;
 };
 
 }  // namespace rra::container

@@ -288,7 +288,8 @@ BOOST_AUTO_TEST_CASE(discovery_reads_labels_of_stopped_and_foreign_containers) {
 
 BOOST_AUTO_TEST_CASE(verify_stops_on_cancellation) {
     // Proves a verify waiting on a failing health command returns RRA_CANCELLED soon after
-    // the host raises the cancellation flag, long before its timeout.
+    // the host raises the cancellation flag, long before its timeout, and that a cancelled
+    // install does not touch the running container.
     Fixture f;
     PluginInstance p(library().table(), f.host, f.withHealth(), f.state.str());
     BOOST_REQUIRE(p.install("v3", f.env.asset("v3")).ok());
@@ -302,4 +303,11 @@ BOOST_AUTO_TEST_CASE(verify_stops_on_cancellation) {
     canceller.join();
     BOOST_TEST(c.status == RRA_CANCELLED, c.message);
     BOOST_TEST(took < 10.0);
+
+    // An install cancelled before it starts leaves the running container alone.
+    const std::string id = f.env.containerId();
+    c = p.install("v1", f.env.asset("v1"), std::string("v3"));
+    BOOST_TEST(c.status == RRA_CANCELLED, c.message);
+    BOOST_TEST(f.env.containerId() == id);
+    BOOST_TEST(f.env.tagLabel() == "v3");
 }

@@ -44,6 +44,27 @@ bool hasFinal(const rra::fakes::FakeProxy& proxy, const std::string& tag) {
 
 }  // namespace
 
+BOOST_AUTO_TEST_CASE(check_config_names_a_runtime_that_cannot_be_found) {
+    // Proves a container component whose runtime cannot be found is a config error: exit
+    // 78 naming the file and settings.runtime.
+    TempDir d;
+    fs::create_directories(d.path() / "plugins");
+    ::chmod(d.str("plugins").c_str(), 0755);
+    fs::copy_file(std::string(RRA_PLUGIN_DIR) + "/container.so", d.path() / "plugins/container.so");
+    ::chmod(d.str("plugins/container.so").c_str(), 0755);
+    const std::string config = d.str("agent.json");
+    writeFile(config, R"({"agent": {"plugin_dir": ")" + d.str("plugins") + R"(", "work_dir": ")" +
+                          d.str("work") + R"(", "runtime_dir": ")" + d.str("run") +
+                          R"("}, "proxy": {"url": "ws://127.0.0.1:9"},
+ "components": [{"name": "web", "type": "container", "repo": "acme/web", "asset": "w.tar",
+   "settings": {"runtime": "/nonexistent/podman"}}]})");
+    auto r = run({kAgent, "--check-config", "--config=" + config}, d.str());
+    BOOST_TEST(r.code == 78);
+    BOOST_TEST(contains(r.err, config), r.err);
+    BOOST_TEST(contains(r.err, "settings.runtime: '/nonexistent/podman' is not an executable file"),
+               r.err);
+}
+
 BOOST_AUTO_TEST_CASE(daemon_deploys_container_from_announcement_to_telemetry) {
     // Proves the whole chain with real podman: a sync announcing v1 makes the agent fetch
     // the image archive from GitHub and run the container on v1 (labelled) with

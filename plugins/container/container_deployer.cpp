@@ -35,6 +35,7 @@ constexpr uint64_t kCommandCapMs = 5 * 60 * 1000;
 constexpr uint64_t kLoadCapMs = 60 * 60 * 1000;
 constexpr size_t kLogLines = 20;
 constexpr uint64_t kReportReserveMs = 2000;
+constexpr uint64_t kMinAttemptMs = 500;
 
 struct Settings {
     std::string runtime;  // absolute path of the runtime program
@@ -488,7 +489,9 @@ class ContainerDeployer : public sdk::Deployer {
                 return tl::unexpected(r.error());
             if (r->succeeded())
                 return {};
-            last = r->describeWithOutput();
+            // An attempt cut short by the deadline says less than the failure before it.
+            if (!r->timedOut || attempts == 1)
+                last = r->describeWithOutput();
             auto st = inspect(s_.container);
             if (!st)
                 return tl::unexpected(st.error());
@@ -496,8 +499,9 @@ class ContainerDeployer : public sdk::Deployer {
                 return ps::fail("container '" + s_.container + "' stopped during health_cmd (" +
                                 (*st ? (*st)->status : std::string("gone")) +
                                 "); container log: " + containerLogs());
+            // No attempt is started that would have less than kMinAttemptMs to run.
             auto next = Clock::now() + std::chrono::seconds(1);
-            if (next >= deadline)
+            if (next + milliseconds(kMinAttemptMs) >= deadline)
                 break;
             if (auto w = wait(next); !w)
                 return w;

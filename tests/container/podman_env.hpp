@@ -176,6 +176,11 @@ class PodmanEnv {
             podman({"save", "--format", "docker-archive", "-o", asset(name), buildRef(name)});
         if (save.code != 0)
             throw std::runtime_error("podman save failed: " + save.err);
+        // The same image as an OCI archive, the other format `load` accepts.
+        auto oci =
+            podman({"save", "--format", "oci-archive", "-o", asset(name + "-oci"), buildRef(name)});
+        if (oci.code != 0)
+            throw std::runtime_error("podman save (oci-archive) failed: " + oci.err);
     }
 
     TempDir dir_;

@@ -165,6 +165,21 @@ BOOST_AUTO_TEST_CASE(not_an_image_is_refused_and_container_untouched) {
     BOOST_TEST(f.env.containerId() == id);
 }
 
+BOOST_AUTO_TEST_CASE(oci_archive_installs_like_docker_archive) {
+    // Proves an OCI-layout archive (podman save --format oci-archive) installs and runs
+    // as well as a docker-archive one, and an upgrade between the formats works.
+    Fixture f;
+    PluginInstance p(library().table(), f.host, f.withHealth(), f.state.str());
+    auto c = p.install("v1", f.env.asset("v1-oci"));
+    BOOST_REQUIRE_MESSAGE(c.ok(), c.message);
+    BOOST_TEST(f.env.runningVersion() == "v1");
+    BOOST_TEST(p.verify("v1", 20000).ok());
+    c = p.install("v2", f.env.asset("v2"), std::string("v1"));
+    BOOST_REQUIRE_MESSAGE(c.ok(), c.message);
+    BOOST_TEST(f.env.runningVersion() == "v2");
+    BOOST_TEST(p.discoveredTag().value_or("") == "v2");
+}
+
 BOOST_AUTO_TEST_CASE(bad_run_args_are_refused_before_the_swap) {
     // Proves run_args the runtime rejects make install refuse while the old container
     // keeps running, with the runtime's complaint in the message.

@@ -87,26 +87,8 @@ DeployerInstance::State* stateOf(rra_host_ctx* ctx) {
 
 void svcLog(rra_host_ctx* ctx, rra_log_level level, const char* message) {
     auto* s = stateOf(ctx);
-    std::string m =
-        "component '" + s->component + "' (" + s->type + "): " + (message ? message : "");
-    auto& log = Poco::Logger::get("plugins");
-    switch (level) {
-        case RRA_LOG_ERROR:
-            log.error(m);
-            break;
-        case RRA_LOG_WARNING:
-            log.warning(m);
-            break;
-        case RRA_LOG_NOTICE:
-            log.notice(m);
-            break;
-        case RRA_LOG_INFO:
-            log.information(m);
-            break;
-        default:
-            log.debug(m);
-            break;
-    }
+    logAtLevel(level,
+               "component '" + s->component + "' (" + s->type + "): " + (message ? message : ""));
 }
 
 void svcProgress(rra_host_ctx* ctx, int percent, const char* what) {

@@ -20,25 +20,7 @@ namespace {
 constexpr size_t kMinTableSize = offsetof(rra_deployer, confirm) + sizeof(void*);
 
 void hostLog(rra_log_level level, const char* message) {
-    auto& log = Poco::Logger::get("plugins");
-    std::string m = message ? message : "";
-    switch (level) {
-        case RRA_LOG_ERROR:
-            log.error(m);
-            break;
-        case RRA_LOG_WARNING:
-            log.warning(m);
-            break;
-        case RRA_LOG_NOTICE:
-            log.notice(m);
-            break;
-        case RRA_LOG_INFO:
-            log.information(m);
-            break;
-        default:
-            log.debug(m);
-            break;
-    }
+    logAtLevel(level, message ? message : "");
 }
 
 std::string modeText(mode_t m) {
@@ -76,6 +58,27 @@ LoadedPlugin::~LoadedPlugin() {
     // library runs.
     if (handle_)
         ::dlclose(handle_);
+}
+
+void logAtLevel(rra_log_level level, const std::string& m) {
+    auto& log = Poco::Logger::get("plugins");
+    switch (level) {
+        case RRA_LOG_ERROR:
+            log.error(m);
+            break;
+        case RRA_LOG_WARNING:
+            log.warning(m);
+            break;
+        case RRA_LOG_NOTICE:
+            log.notice(m);
+            break;
+        case RRA_LOG_INFO:
+            log.information(m);
+            break;
+        default:
+            log.debug(m);
+            break;
+    }
 }
 
 const rra_host_services* hostServices() {

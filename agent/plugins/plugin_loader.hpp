@@ -40,6 +40,9 @@ class LoadedPlugin {
 Expected<std::shared_ptr<LoadedPlugin>> adoptTable(const std::string& where, void* handle,
                                                    const rra_deployer* table);
 
+// Writes a plugin's log line at the level it asked for.
+void logAtLevel(rra_log_level level, const std::string& message);
+
 // The host services passed to every plugin's entry point.
 const rra_host_services* hostServices();
 

@@ -5,8 +5,8 @@
 #define BOOST_TEST_MODULE container_e2e
 #include <boost/test/unit_test.hpp>
 
-#include "container/github_release_server.hpp"
 #include "container/podman_env.hpp"
+#include "fakes/github/fake_github.hpp"
 #include "fakes/proxy/fake_proxy.hpp"
 
 #include <sys/stat.h>
@@ -73,10 +73,10 @@ BOOST_AUTO_TEST_CASE(daemon_deploys_container_from_announcement_to_telemetry) {
     // stops the agent and leaves the container running.
     PodmanEnv env;
     TempDir d;
-    GithubReleaseServer github;
+    rra::fakes::FakeGithub github;
     // Tags must be SemVer for the agent; the env's images are named v1..v3.
     for (const std::string v : {"v1", "v2", "v3"})
-        github.addRelease(kRepo, v + ".0.0", "web-" + v + ".0.0.tar", env.asset(v));
+        github.addFileRelease(kRepo, v + ".0.0", "web-" + v + ".0.0.tar", env.asset(v));
 
     rra::fakes::FakeProxy proxy;
     proxy.setSync({rra::Announcement{kComponent, kRepo, "v1.0.0", ""}});

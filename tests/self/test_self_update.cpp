@@ -7,8 +7,8 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "fakes/github/fake_github.hpp"
 #include "fakes/proxy/fake_proxy.hpp"
-#include "self/release_server.hpp"
 #include "support/test_support.hpp"
 
 #include <sys/file.h>
@@ -94,7 +94,7 @@ struct Telemetry {
 struct World {
     TempDir d;
     rra::fakes::FakeProxy proxy;
-    ReleaseServer github;
+    rra::fakes::FakeGithub github;
     std::string root, runDir, supDir, packaged, config;
     std::unique_ptr<Child> supervisor;
 
@@ -115,7 +115,7 @@ struct World {
         }
         proxy.start();
         const std::string assetName = "raspi-release-agent_" + kNextVersion + "_" + kArch + ".tar";
-        github.addRelease(kRepo, kNextTag, assetName, asset);
+        github.addFileRelease(kRepo, kNextTag, assetName, asset);
         proxy.setSync({rra::Announcement{"agent", kRepo, kNextTag, ""}});
         const std::string restart = "kill -USR1 $(cat " + supDir + "/supervisor.pid)";
         writeFile(config, "{\"agent\": {\"id\": \"pi-self\", \"arch\": \"" + kArch +

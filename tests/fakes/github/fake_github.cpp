@@ -527,6 +527,17 @@ uint16_t FakeGithub::assetPort() const {
     return state_->assetPort;
 }
 
+FakeRelease FakeGithub::addFileRelease(const std::string& repo, const std::string& tag,
+                                       const std::string& assetName, const std::string& filePath) {
+    FakeRelease r;
+    r.tag = tag;
+    FakeAsset a;
+    a.name = assetName;
+    a.filePath = filePath;
+    r.assets.push_back(a);
+    return addRelease(repo, r);
+}
+
 FakeRelease FakeGithub::addRelease(const std::string& repo, FakeRelease release) {
     std::lock_guard<std::mutex> lk(state_->m);
     release.id = state_->nextId++;

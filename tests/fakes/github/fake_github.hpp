@@ -16,8 +16,6 @@
 
 namespace rra::fakes {
 
-
-
 struct FakeAsset {
     std::string name;
     std::string content;   // the bytes, or
@@ -80,6 +78,9 @@ class FakeGithub {
 
     // Registers a release of `repo` ("owner/name"); returns it with ids, sizes and digests.
     FakeRelease addRelease(const std::string& repo, FakeRelease release);
+    // Shorthand: a published release of `repo` with one asset served from `filePath`.
+    FakeRelease addFileRelease(const std::string& repo, const std::string& tag,
+                               const std::string& assetName, const std::string& filePath);
 
     // Behaviours.
     void setRedirectDownloads(bool on);            // asset API answers 302 to the asset host

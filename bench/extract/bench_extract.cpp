@@ -59,6 +59,29 @@ void buildArchive(const std::string& path, uint64_t total, int files) {
     archive_write_free(a);
 }
 
+// The deployer's install of one archive into installDir (state in installDir/.state).
+int installOnce(const std::string& archivePath, const std::string& installDir,
+                const std::string& tag) {
+    const std::string state = installDir + "/.state";
+    std::filesystem::create_directories(state);
+    PluginLibrary lib(RRA_PLUGIN_DIR "/tarball.so");
+    TestHost host;
+    PluginInstance p(lib.table(), host, "{\"install_dir\":\"" + installDir + "\"}", state);
+    if (!p.created.ok()) {
+        std::cerr << "deployer create failed: " << p.created.message << std::endl;
+        return 1;
+    }
+    const auto start = Clock::now();
+    auto c = p.install(tag, archivePath);
+    const double s = seconds(Clock::now() - start);
+    if (!c.ok()) {
+        std::cerr << "deployer install failed: " << c.message << std::endl;
+        return 1;
+    }
+    std::printf("%.3f\n", s);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,8 +89,15 @@ int main(int argc, char** argv) {
     int files = 3000;
     int runs = 3;
     std::string base = "/var/tmp";
+    std::string installArchive, installDir, installTag = "v1";
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
+        if (k == "--install")
+            installArchive = argv[i + 1];
+        if (k == "--install-dir")
+            installDir = argv[i + 1];
+        if (k == "--tag")
+            installTag = argv[i + 1];
         if (k == "--size-mib")
             sizeMiB = std::stoull(argv[i + 1]);
         if (k == "--files")
@@ -76,6 +106,13 @@ int main(int argc, char** argv) {
             runs = std::stoi(argv[i + 1]);
         if (k == "--dir")
             base = argv[i + 1];
+    }
+    if (!installArchive.empty() || !installDir.empty()) {
+        if (installArchive.empty() || installDir.empty()) {
+            std::cerr << "usage: bench_extract --install ARCHIVE --install-dir DIR [--tag v1]\n";
+            return 64;
+        }
+        return installOnce(installArchive, installDir, installTag);
     }
     std::string tmpl = base + "/rra-bench-XXXXXX";
     if (!mkdtemp(tmpl.data())) {
@@ -133,6 +170,9 @@ int main(int argc, char** argv) {
     std::printf("%-28s %10.2f\n", "tar -xzf + sync -f", t);
     std::printf("ratio deployer/tar: %.2fx (target <= 1.15x: %s)\n", d / t,
                 d / t <= 1.15 ? "met" : "NOT met");
+    std::printf("RESULT\textract %llu MiB tar.gz (%d files)\t%.2f\ts\t%.2f\t%.2f\t<= 1.15x\t%s\n",
+                static_cast<unsigned long long>(sizeMiB), files, d, t, d / t,
+                d / t <= 1.15 ? "yes" : "no");
     std::filesystem::remove_all(work);
     return 0;
 }

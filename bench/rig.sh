@@ -11,6 +11,7 @@
 #   rig_start_agent           starts the daemon, sets AGENT_PID and AGENT_T0 (start time)
 #   rig_stop_agent            SIGTERM and reap
 #   rig_install_all N TAG     brings c0..c(N-1) to TAG through the daemon itself (setup)
+#   rig_stop_github           stops fake-github
 
 rig_init() {
     bench_build raspi-release-agent rra_plugin_tarball fake-proxy fake-github
@@ -51,6 +52,7 @@ rig_release() {
 
 rig_start_fakes() {
     "$FAKE_GITHUB" --root "$RIG/releases" > "$RIG/github.out" 2> "$RIG/github.err" &
+    GITHUB_PID=$!
     RIG_PIDS+=($!)
     mkfifo "$RIG/proxy.in"
     "$FAKE_PROXY" < "$RIG/proxy.in" > >(timestamp_lines > "$RIG/proxy.out") 2> "$RIG/proxy.err" &
@@ -60,6 +62,12 @@ rig_start_fakes() {
     wait_for_count "$RIG/proxy.out" '^[0-9.]+ [0-9]+$' 1 10 || { echo "fake-proxy did not start" >&2; return 1; }
     GPORT=$(head -n1 "$RIG/github.out")
     PPORT=$(head -n1 "$RIG/proxy.out" | cut -d' ' -f2)
+}
+
+# rig_stop_github: stops fake-github (bench/idle: nothing to fetch, and it shares library
+# pages with the agent, which would lower the agent's PSS).
+rig_stop_github() {
+    kill_wait "$GITHUB_PID"
 }
 
 rig_config() {

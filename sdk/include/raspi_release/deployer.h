@@ -91,8 +91,8 @@ typedef struct rra_text {
 } rra_text;
 
 /* Opaque handles. */
-typedef struct rra_instance rra_instance;   /* the plugin's per-component state */
-typedef struct rra_host_ctx rra_host_ctx;   /* the host's per-component state */
+typedef struct rra_instance rra_instance; /* the plugin's per-component state */
+typedef struct rra_host_ctx rra_host_ctx; /* the host's per-component state */
 
 /* Services the host gives one instance. Valid from create() until destroy() returns. */
 typedef struct rra_host_instance {
@@ -146,13 +146,13 @@ typedef enum rra_verdict_kind {
 
 typedef struct rra_discovery {
     uint32_t struct_size;
-    int installed;       /* out: nonzero when a release is applied */
-    rra_text tag;        /* out: the applied tag when installed */
+    int installed; /* out: nonzero when a release is applied */
+    rra_text tag;  /* out: the applied tag when installed */
     /* A verdict handed across a restart (see RRA_PENDING_RESTART). */
     rra_verdict_kind verdict;
-    rra_text verdict_tag;      /* out: the tag the verdict is about */
-    rra_text verdict_from_tag; /* out: the tag current before that apply ("" = none) */
-    rra_text verdict_error;    /* out: why it failed (FAILED only) */
+    rra_text verdict_tag;         /* out: the tag the verdict is about */
+    rra_text verdict_from_tag;    /* out: the tag current before that apply ("" = none) */
+    rra_text verdict_error;       /* out: why it failed (FAILED only) */
     uint64_t verdict_duration_ms; /* out: how long the apply took, when known */
 } rra_discovery;
 

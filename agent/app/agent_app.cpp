@@ -2,6 +2,7 @@
 
 #include "app/agent_runtime.hpp"
 #include "app/logging.hpp"
+#include "app/status_format.hpp"
 #include "common/version.hpp"
 
 #include <Poco/Logger.h>
@@ -12,7 +13,9 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 
+#include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -82,6 +85,10 @@ void AgentApp::defineOptions(Poco::Util::OptionSet& options) {
     options.addOption(Poco::Util::Option("status", "", "print the running agent's status and exit")
                           .required(false)
                           .repeatable(false));
+    options.addOption(
+        Poco::Util::Option("json", "", "with --status: print the status file as is (JSON)")
+            .required(false)
+            .repeatable(false));
     options.addOption(Poco::Util::Option("version", "v", "print the version and exit")
                           .required(false)
                           .repeatable(false));
@@ -98,6 +105,8 @@ void AgentApp::handleOption(const std::string& name, const std::string& value) {
         checkOnly_ = true;
     } else if (name == "status") {
         statusOnly_ = true;
+    } else if (name == "json") {
+        statusJson_ = true;
     } else if (name == "version") {
         std::cout << "raspi-release-agent " << kAgentVersion << std::endl;
         exitEarly_ = true;
@@ -105,7 +114,7 @@ void AgentApp::handleOption(const std::string& name, const std::string& value) {
     } else if (name == "help") {
         Poco::Util::HelpFormatter help(options());
         help.setCommand(commandName());
-        help.setUsage("[--config=FILE] [--check-config | --status | --version | --help]");
+        help.setUsage("[--config=FILE] [--check-config | --status [--json] | --version | --help]");
         help.setHeader(
             "raspi-release-agent keeps the components named in its configuration up to date "
             "from GitHub releases announced by a raspi-release-proxy. It runs in the "
@@ -163,14 +172,27 @@ int AgentApp::printStatus() {
         const char* rd = ::getenv("RUNTIME_DIRECTORY");
         runtimeDir = rd ? rd : "/run/raspi-release-agent";
     }
-    std::ifstream in(runtimeDir + "/status.json");
+    const std::string path = runtimeDir + "/status.json";
+    std::ifstream in(path);
     if (!in) {
-        std::cerr << "no status in " << runtimeDir << "/status.json: is the agent running?"
-                  << std::endl;
+        std::cerr << "no status in " << path << ": is the agent running?" << std::endl;
         return EXIT_UNAVAILABLE;
     }
-    std::cout << in.rdbuf() << std::endl;
-    return EXIT_OK;
+    std::ostringstream content;
+    content << in.rdbuf();
+    if (statusJson_) {
+        std::cout << content.str() << std::endl;
+        return EXIT_OK;
+    }
+    auto isAlive = [](int pid) { return ::kill(pid, 0) == 0 || errno == EPERM; };
+    auto s = formatStatus(content.str(), path, isAlive, static_cast<int64_t>(::time(nullptr)));
+    if (!s) {
+        std::cerr << s.error().message() << std::endl;
+        return EXIT_DATAERR;
+    }
+    std::cout << s->text << std::flush;
+    // A status left by an agent that is gone is history, not the state of the device.
+    return s->agentRunning ? EXIT_OK : EXIT_UNAVAILABLE;
 }
 
 int AgentApp::runDaemon() {

@@ -27,6 +27,7 @@ class AgentApp : public Poco::Util::ServerApplication {
     std::string configPath_ = "/etc/raspi-release-agent/agent.json";
     bool checkOnly_ = false;
     bool statusOnly_ = false;
+    bool statusJson_ = false;
     bool exitEarly_ = false;
 };
 

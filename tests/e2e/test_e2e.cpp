@@ -249,6 +249,32 @@ BOOST_AUTO_TEST_CASE(failure_rolls_back_then_falls_back_to_next_newest) {
     std::this_thread::sleep_for(std::chrono::milliseconds(800));  // give it a chance to misbehave
     BOOST_TEST(m.events().size() == expected.size());
     BOOST_TEST(m.current("web") == "v1.5.0");
+
+    // The operator's view: --status of the running agent names the current tag, the failed
+    // one, the proxy connection and the GitHub quota the fake reported.
+    fs::create_directories(m.d.path() / "status");
+    fs::create_directories(m.d.path() / "status2");
+    std::string text;
+    BOOST_TEST(
+        waitUntil(
+            [&] {
+                auto st = run({kAgent, "--status", "--config=" + m.configPath}, m.d.str("status"));
+                text = st.out + st.err;
+                return st.code == 0 && contains(text, "current:    v1.5.0") &&
+                       contains(text, "failed:     v2.0.0") && contains(text, "in flight:  none");
+            },
+            Millis(5000)),
+        text);
+    BOOST_TEST(contains(text, "agent pi-e2e"), text);
+    BOOST_TEST(contains(text, "proxy: connected"), text);
+    BOOST_TEST(contains(text, "github quota: "), text);
+    BOOST_TEST(!contains(text, kToken));
+    m.agent->signal(SIGTERM);
+    BOOST_REQUIRE(m.agent->wait(std::chrono::seconds(10)).value_or(-1) == 0);
+    // Once it has stopped, the last status is flagged as history with a non-zero exit.
+    auto st = run({kAgent, "--status", "--config=" + m.configPath}, m.d.str("status2"));
+    BOOST_TEST(st.code != 0);
+    BOOST_TEST(contains(st.out, "NOT RUNNING"), st.out + st.err);
 }
 
 BOOST_AUTO_TEST_CASE(sighup_adds_and_removes_components_and_sends_inventory) {

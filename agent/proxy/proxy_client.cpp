@@ -236,10 +236,10 @@ void ProxyClient::run() {
         Millis delay = unauthorized ? policy_.unauthorizedDelay() : policy_.nextDelay();
         if (unauthorized)
             logger().error(
-                "proxy refused our credentials (check the proxy token); retrying in %Ld ms",
+                "proxy refused our credentials (check the proxy token); retrying in %?d ms",
                 static_cast<long long>(delay.count()));
         else
-            logger().information("reconnecting to the proxy in %Ld ms",
+            logger().information("reconnecting to the proxy in %?d ms",
                                  static_cast<long long>(delay.count()));
         clock_.sleepFor(delay, tok.get());
         std::lock_guard<std::mutex> lk(m_);
@@ -395,7 +395,7 @@ ProxyClient::Outcome ProxyClient::serve(Link& link, const config::ProxySection& 
 
         SteadyTime now = clock_.now();
         if (now - lastFrame >= 2 * heartbeat) {
-            logger().warning("no frame from the proxy for %Ld ms: connection considered dead",
+            logger().warning("no frame from the proxy for %?d ms: connection considered dead",
                              static_cast<long long>(2 * heartbeat.count()));
             return Outcome::kFailed;
         }

@@ -141,8 +141,11 @@ struct Mission {
             agent->signal(SIGTERM);
             agent->wait(std::chrono::seconds(10));
         }
-        if (agent)
+        if (agent) {
             BOOST_TEST(!contains(agent->err(), kToken), "the GitHub token reached the log");
+            // Poco renders a format/argument type mismatch as [ERRFMT] instead of failing.
+            BOOST_TEST(!contains(agent->err(), "[ERRFMT]"), "a log line lost its values");
+        }
         proxy.stop();
     }
 };

@@ -141,6 +141,10 @@ Outcome<CommandResult> runCommand(const CommandSpec& spec) {
     posix_spawn_file_actions_adddup2(&s.actions, fds[1], STDERR_FILENO);
     if (!spec.cwd.empty())
         posix_spawn_file_actions_addchdir_np(&s.actions, spec.cwd.c_str());
+    // The agent's sockets (Poco opens them without O_CLOEXEC: the proxy WebSocket, GitHub
+    // connections) must not leak into commands: a restart_cmd that leaves a daemon behind
+    // would keep them open for its whole life.
+    posix_spawn_file_actions_addclosefrom_np(&s.actions, STDERR_FILENO + 1);
     // Own process group so a timeout kills the whole tree; default signal handling and an
     // empty mask because the agent blocks SIGTERM/SIGHUP in every thread.
     sigset_t empty, all;

@@ -5,7 +5,9 @@
 
 #include "support/subprocess.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -38,6 +40,20 @@ BOOST_AUTO_TEST_CASE(env_and_cwd_are_applied) {
     BOOST_REQUIRE(r);
     BOOST_TEST(r->succeeded());
     BOOST_TEST(r->tail == "v9 /usr");
+}
+
+BOOST_AUTO_TEST_CASE(inherited_descriptors_are_closed) {
+    // Proves a descriptor the agent holds without O_CLOEXEC (as Poco's sockets are) does not
+    // reach the command: a daemon started by restart_cmd would otherwise hold it forever.
+    int fd = ::open("/dev/null", O_RDONLY);
+    BOOST_REQUIRE(fd > 2);
+    ps::CommandSpec s;
+    const std::string n = std::to_string(fd);
+    s.argv = {"sh", "-c", "if [ -e /proc/$$/fd/" + n + " ]; then echo leaked; else echo closed; fi"};
+    auto r = ps::runCommand(s);
+    ::close(fd);
+    BOOST_REQUIRE(r);
+    BOOST_TEST(r->tail == "closed");
 }
 
 BOOST_AUTO_TEST_CASE(missing_program_fails_to_start) {

@@ -43,6 +43,7 @@ pid_t start(const std::string& dir, const std::vector<std::string>& cmd, int n) 
         ::dup2(log, 1);
         ::dup2(log, 2);
         ::setpgid(0, 0);
+        ::close_range(3, ~0U, 0);  // the agent must not inherit our descriptors
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -49,6 +49,9 @@ struct PendingConfirm {
 struct Comp {
     config::ComponentConfig cfg;
     std::shared_ptr<plugins::Deployer> deployer;
+    // The instance the worker is calling now: a reload may have replaced `deployer`
+    // meanwhile, and shutdown must cancel the one that is busy (rule 10).
+    std::shared_ptr<plugins::Deployer> active;
     size_t order = 0;
 
     bool needsDiscovery = true;
@@ -56,11 +59,11 @@ struct Comp {
     bool discovered = false;
     std::optional<std::string> current;
     TagSet candidates;
-    std::set<std::string> failed;
+    TagSet failed;
     std::optional<std::string> inFlight;
     std::string phase = "discovering";
     bool degraded = false;
-    bool resting = false;  // a transient download failure: wait for the next announcement
+    TagSet deferred;  // transient download failures: skipped until the next announcement
     bool awaitingRestart = false;
     std::optional<PendingConfirm> pendingConfirm;
 
@@ -204,10 +207,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
     // Caller holds m. What the worker should apply next, if anything.
     std::optional<Target> pick(const Comp& c) const {
-        if (c.degraded || c.awaitingRestart || c.resting || c.pendingConfirm || c.removed ||
-            !c.discovered)
+        if (c.degraded || c.awaitingRestart || c.pendingConfirm || c.removed || !c.discovered)
             return std::nullopt;
-        return nextTarget(c.current, c.cfg.pin, c.candidates, c.failed);
+        return nextTarget(SelectionView{c.current, c.cfg.pin, c.cfg.allowPrerelease, c.candidates,
+                                        c.failed, c.deferred});
     }
 
     // ---- worker -------------------------------------------------------------------
@@ -219,6 +222,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                 lk.unlock();
                 discover(c);
                 lk.lock();
+                c->active.reset();
                 continue;
             }
             if (c->pendingConfirm && healthy && !c->degraded) {
@@ -227,6 +231,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                 lk.unlock();
                 confirm(c, pc);
                 lk.lock();
+                c->active.reset();
                 continue;
             }
             auto target = pick(*c);
@@ -249,10 +254,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             c->inFlight = target->tag;
             auto cfg = c->cfg;
             auto deployer = c->deployer;
+            c->active = deployer;
             auto from = c->current;
             lk.unlock();
             apply(c, cfg, deployer, *target, from);
             lk.lock();
+            c->active.reset();
             c->inFlight.reset();
         }
         if (stopping && c->phase != "pending_restart")
@@ -279,6 +286,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         {
             std::lock_guard<std::mutex> lk(m);
             d = c->deployer;
+            c->active = d;
             cfg = c->cfg;
             initial = c->initialDiscovery;
             c->phase = "discovering";
@@ -418,6 +426,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         {
             std::lock_guard<std::mutex> lk(m);
             d = c->deployer;
+            c->active = d;
             name = c->cfg.name;
             c->phase = "confirm";
         }
@@ -465,7 +474,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             releaseSlot();
         }
         if (!art) {
-            removeMarker(cfg.name, tag);
             Failure f{ApplyPhase::kDownload, art.error().message(), false,
                       isBadRelease(art.error().code()), false};
             finishFailure(c, cfg.name, d, tag, from, start, f);
@@ -491,7 +499,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         if (!r.ok()) {
             fetcher.discard(cfg, tag, *art);
             bool refused = r.status == RRA_REFUSED && !r.timedOut;
-            removeMarkerUnlessRetired(cfg.name, tag, r.timedOut);
             Failure f{ApplyPhase::kInstall, hookError(r, "install"), !refused, true, r.timedOut};
             finishFailure(c, cfg.name, d, tag, from, start, f);
             return;
@@ -505,7 +512,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             return interrupted(c, cfg, d, tag, *art, mk);
         fetcher.discard(cfg, tag, *art);
         if (!v.ok()) {
-            removeMarkerUnlessRetired(cfg.name, tag, v.timedOut);
             Failure f{ApplyPhase::kVerify, hookError(v, "verify"), true, true, v.timedOut};
             finishFailure(c, cfg.name, d, tag, from, start, f);
             return;
@@ -522,13 +528,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         sink.send(std::move(e));
     }
 
-    // A retired deployer cannot roll back; its marker stays so the next run (with a fresh
-    // plugin instance) repairs the component.
-    void removeMarkerUnlessRetired(const std::string& name, const std::string& tag, bool retired) {
-        if (!retired)
-            removeMarker(name, tag);
-    }
-
     // Rule 10: install/verify cut short by shutdown. The next run rolls back and reports.
     void interrupted(const CompPtr& c, const config::ComponentConfig& cfg,
                      const std::shared_ptr<plugins::Deployer>&, const std::string& tag,
@@ -543,6 +542,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
 
     // Rules 6, 7, 8: roll back when touched, report, update the candidate/failed sets.
+    // The in-flight marker goes only once the system is back on `from` (rule 11): a crash
+    // during the rollback, a failed rollback or a retired deployer leave it, so the next
+    // run (with a fresh plugin instance) repairs the component and reports the tag.
     void finishFailure(const CompPtr& c, const std::string& name,
                        const std::shared_ptr<plugins::Deployer>& d, const std::string& tag,
                        const std::optional<std::string>& from, SteadyTime start, Failure f) {
@@ -565,6 +567,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                 }
             }
         }
+        if (rollbackOk)
+            removeMarker(name, tag);
         if (!rollbackOk)
             log().error(who(name, tag) + ": " + toString(f.phase) + " failed and rollback to " +
                         show(from) + " failed: " + error + "; component degraded");
@@ -585,7 +589,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                 c->failed.insert(tag);
                 c->candidates.erase(tag);
             } else {
-                c->resting = true;
+                c->deferred.insert(tag);
             }
             if (!rollbackOk)
                 c->degraded = true;
@@ -658,14 +662,14 @@ void Engine::setComponents(std::vector<ManagedComponent> components) {
                 c->candidates.clear();
                 c->failed.clear();
                 c->degraded = false;
-                c->resting = false;
+                c->deferred.clear();
                 c->pendingConfirm.reset();
                 c->needsDiscovery = true;
             }
             if (c->cfg.pin != cfg.pin) {
                 log().information("component '" + cfg.name + "': pin " + show(c->cfg.pin) + " -> " +
                                   show(cfg.pin));
-                c->resting = false;
+                c->deferred.clear();
                 if (!cfg.pin)
                     c->candidates.eraseNotNewerThan(c->current);
             }
@@ -742,9 +746,9 @@ void Engine::announce(const std::vector<Announcement>& batch) {
         for (auto& [name, c] : I.comps) {
             if (!touched.count(c.get()))
                 continue;
-            if (c->resting)
+            if (!c->deferred.empty())
                 changed = true;
-            c->resting = false;  // rule 6: transient failures are retried at the next announcement
+            c->deferred.clear();  // rule 6: transient failures are retried at the next announcement
             I.ensureWorker(c);
         }
     }
@@ -799,12 +803,17 @@ bool Engine::shutdown(Millis budget) {
         if (!I.stopping)
             log().information("stopping: cancelling downloads and hooks");
         I.stopping = true;
+        auto collect = [&](const CompPtr& c) {
+            if (!c->running)
+                return;
+            busy.push_back(c->deployer);
+            if (c->active && c->active != c->deployer)
+                busy.push_back(c->active);
+        };
         for (auto& [name, c] : I.comps)
-            if (c->running)
-                busy.push_back(c->deployer);
+            collect(c);
         for (auto& c : I.retired)
-            if (c->running)
-                busy.push_back(c->deployer);
+            collect(c);
     }
     I.stop.cancel();
     { std::lock_guard<std::mutex> lk(I.slotMutex); }
@@ -840,10 +849,7 @@ std::vector<Engine::ComponentStatus> Engine::status() const {
         s.inFlight = c->inFlight;
         s.phase = c->phase;
         s.candidates = c->candidates.newestFirst();
-        TagSet failed;
-        for (const auto& f : c->failed)
-            failed.insert(f);
-        s.failed = failed.newestFirst();
+        s.failed = c->failed.newestFirst();
         s.degraded = c->degraded;
         out.push_back({c->order, std::move(s)});
     }

@@ -67,6 +67,7 @@ class FakeDeployer final : public plugins::Deployer {
     std::map<std::string, std::shared_ptr<Gate>> installGates, verifyGates;  // by tag
     std::string discoverHold;  // non-empty: discover waits for discoverGate
     std::shared_ptr<Gate> discoverGate;
+    std::shared_ptr<Gate> rollbackGate;  // set: rollback waits for it
     bool hasConfirm = true;
     bool confirmFails = false;
 
@@ -147,6 +148,8 @@ class FakeDeployer final : public plugins::Deployer {
                                  const std::string& failedTag, Millis) override {
         Scope s(*this);
         record("rollback " + (toTag ? *toTag : "-") + " failed " + failedTag);
+        if (rollbackGate && !rollbackGate->pass(cancelled_))
+            return {RRA_CANCELLED, "rollback cancelled", false};
         if (rollbackFails)
             return {RRA_ERROR, "rollback broke", false};
         set(toTag);
@@ -171,6 +174,8 @@ class FakeDeployer final : public plugins::Deployer {
             g->poke();
         if (discoverGate)
             discoverGate->poke();
+        if (rollbackGate)
+            rollbackGate->poke();
     }
     bool degraded() const override { return degraded_.load(); }
 

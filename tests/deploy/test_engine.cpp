@@ -197,7 +197,8 @@ BOOST_DATA_TEST_CASE(rules_queue_and_rollback_table, boost::unit_test::data::mak
     BOOST_TEST((st.current == s.current));
     BOOST_TEST(st.degraded == s.degraded);
     BOOST_TEST(dep->maxConcurrentHooks() == 1);
-    BOOST_TEST(!std::filesystem::exists(h.markerPath(A)));
+    // Rule 11: the marker outlives a failed rollback, for the next run to repair.
+    BOOST_TEST(std::filesystem::exists(h.markerPath(A)) == s.rollbackFails);
 }
 
 // Rule 5: apply_started comes before the download, and the closing event carries from_tag,
@@ -351,8 +352,9 @@ BOOST_AUTO_TEST_CASE(rule03_apply_jitter) {
     BOOST_TEST(h.sink.events().at(0).at == t0 + Millis(15000));
 }
 
-// Rule 6: a transient download failure keeps the tag a candidate; it is tried again at
-// the next announcement (re-sync), and an older candidate is not installed meanwhile.
+// Rules 6 and 7: a transient download failure keeps the tag a candidate (not failed) but
+// defers it to the next announcement (re-sync); meanwhile the older candidate is tried
+// like after any failure, and the re-sync then brings the deferred one.
 BOOST_AUTO_TEST_CASE(rule06_transient_download_retried_at_next_announcement) {
     Harness h;
     h.add(A, std::string("v1.0.0"));
@@ -360,18 +362,82 @@ BOOST_AUTO_TEST_CASE(rule06_transient_download_retried_at_next_announcement) {
     h.start();
     h.announce({ann(A, "v2.0.0"), ann(A, "v3.0.0")});
     h.idle();
-    BOOST_TEST(h.installs(A).empty());
+    BOOST_TEST(h.installs(A) == Lines{"install v2.0.0 from v1.0.0"});
     auto st = h.status(A);
     BOOST_TEST(st.failed.empty());
-    BOOST_TEST(st.candidates == (Lines{"v3.0.0", "v2.0.0"}));
+    BOOST_TEST(st.candidates == Lines{"v3.0.0"});
     h.announce({ann(A, "v3.0.0")});  // re-sync repeats it
     h.idle();
-    BOOST_TEST(h.installs(A) == Lines{"install v3.0.0 from v1.0.0"});
+    BOOST_TEST(h.installs(A) ==
+               (Lines{"install v2.0.0 from v1.0.0", "install v3.0.0 from v2.0.0"}));
     BOOST_TEST(
         h.sink.lines() ==
         (Lines{"apply_started web v3.0.0 from v1.0.0",
                "apply_failed web v3.0.0 from v1.0.0 download rb=v1.0.0 ok=1",
-               "apply_started web v3.0.0 from v1.0.0", "apply_succeeded web v3.0.0 from v1.0.0"}));
+               "apply_started web v2.0.0 from v1.0.0", "apply_succeeded web v2.0.0 from v1.0.0",
+               "apply_started web v3.0.0 from v2.0.0", "apply_succeeded web v3.0.0 from v2.0.0"}));
+}
+
+// Rules 4 and 6: a release announced while another downloads is applied next even when
+// that download fails transiently (the failed one is deferred, not blocking the newer).
+BOOST_AUTO_TEST_CASE(rule04_newer_announced_during_transient_failure_is_applied) {
+    Harness h;
+    h.add(A, std::string("v1.0.0"));
+    auto gate = std::make_shared<Gate>();
+    h.fetcher.holdOn(A, "v2.0.0", gate);
+    h.fetcher.failWith(A, "v2.0.0", ErrorCode::kNetwork, 1);
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    h.announce({ann(A, "v3.0.0")});
+    gate->open();
+    h.idle();
+    BOOST_TEST(h.installs(A) == Lines{"install v3.0.0 from v1.0.0"});
+    BOOST_TEST(*h.status(A).current == "v3.0.0");
+    BOOST_TEST(h.status(A).failed.empty());
+}
+
+// Rule 6: the failed set and the pin compare by SemVer precedence: 2.0.0 is the failed
+// v2.0.0, and a pin 1.2.3 is satisfied by a discovered v1.2.3.
+BOOST_AUTO_TEST_CASE(rule06_tag_spellings_of_equal_precedence_are_one_release) {
+    {
+        Harness h;
+        h.add(A, std::string("v1.0.0"))->installFails = {"v2.0.0"};
+        h.start();
+        h.announce({ann(A, "v2.0.0")});
+        h.idle();
+        h.announce({ann(A, "2.0.0")});
+        h.idle();
+        BOOST_TEST(h.installs(A) == Lines{"install v2.0.0 from v1.0.0"});
+    }
+    {
+        Harness h;
+        h.add(A, std::string("v1.2.3"), std::string("1.2.3"));
+        h.start();
+        BOOST_TEST(h.installs(A).empty());
+    }
+}
+
+// Rule 2: a reload that turns allow_prerelease off keeps pre-release candidates from
+// being applied.
+BOOST_AUTO_TEST_CASE(rule02_prerelease_disallowed_by_reload_not_applied) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    h.managed[0].first.allowPrerelease = true;
+    auto gate = std::make_shared<Gate>();
+    a->installGates["v2.0.0"] = gate;
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    h.announce({ann(A, "v3.0.0-rc.1")});
+    BOOST_TEST(h.status(A).candidates.size() == 2u);
+    auto cfg = component(A);
+    cfg.allowPrerelease = false;
+    h.engine->setComponents({{cfg, a}});
+    gate->open();
+    h.idle();
+    BOOST_TEST(h.installs(A) == Lines{"install v2.0.0 from v1.0.0"});
+    BOOST_TEST(*h.status(A).current == "v2.0.0");
 }
 
 // Rule 8: a degraded component is not touched by known tags, comes back with a new
@@ -506,6 +572,24 @@ BOOST_AUTO_TEST_CASE(rule10_shutdown_cancels_downloads_and_hooks) {
     BOOST_TEST(h.installs("a").size() == 1u);
 }
 
+// Rule 10: shutdown cancels the deployer instance a hook is running on, even after a
+// reload replaced the component's instance (the new one is idle).
+BOOST_AUTO_TEST_CASE(rule10_shutdown_cancels_instance_in_use_after_reload) {
+    Harness h;
+    auto old = h.add(A, std::string("v1.0.0"));
+    auto hang = std::make_shared<Gate>();
+    old->installGates["v2.0.0"] = hang;
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(hang->waitForWaiters(1));
+    auto cfg = component(A);
+    cfg.verifyTimeoutS = 5;  // a changed setting: the runtime hands over a new instance
+    auto fresh = std::make_shared<FakeDeployer>(A, std::string("v1.0.0"));
+    h.engine->setComponents({{cfg, fresh}});
+    BOOST_TEST(h.engine->shutdown(Millis(5000)));
+    BOOST_TEST(old->cancelled());
+}
+
 // Rule 11: the marker exists (durably, with tag, from_tag and phase) during the apply and
 // is gone after it.
 BOOST_AUTO_TEST_CASE(rule11_marker_written_during_apply) {
@@ -525,6 +609,26 @@ BOOST_AUTO_TEST_CASE(rule11_marker_written_during_apply) {
     gate->open();
     h.idle();
     BOOST_TEST(!std::filesystem::exists(h.markerPath(A)));
+}
+
+// Rule 11: the marker stays until the rollback after a failed verify has finished, so a
+// crash during the rollback is still seen by the next run.
+BOOST_AUTO_TEST_CASE(rule11_marker_kept_during_rollback) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    a->verifyFails = {"v2.0.0"};
+    a->rollbackGate = std::make_shared<Gate>();
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(a->rollbackGate->waitForWaiters(1));
+    auto mk = MarkerStore(h.runtimeDir).read(A);
+    BOOST_REQUIRE(mk && *mk);
+    BOOST_TEST((*mk)->tag == "v2.0.0");
+    BOOST_TEST((*mk)->phase == ApplyPhase::kVerify);
+    a->rollbackGate->open();
+    h.idle();
+    BOOST_TEST(!std::filesystem::exists(h.markerPath(A)));
+    BOOST_TEST(*h.status(A).current == "v1.0.0");
 }
 
 struct MarkerCase {

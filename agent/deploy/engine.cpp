@@ -9,6 +9,7 @@
 #include <Poco/Logger.h>
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -28,6 +29,24 @@ std::string show(const std::optional<std::string>& tag) {
 
 std::string who(const std::string& component, const std::string& tag) {
     return "component '" + component + "' tag " + tag;
+}
+
+// GitHub owner/repo names are case-insensitive, and the proxy's announcement filter
+// compares them so: an announcement it let through must not be dropped here.
+bool sameRepoName(const std::string& a, const std::string& b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// Failed tags outlive the component's state (rule 6: never again in this process, even
+// after a remove and re-add); a different repo is a different release history.
+std::string failedKey(const config::ComponentConfig& cfg) {
+    std::string repo = cfg.repo;
+    std::transform(repo.begin(), repo.end(), repo.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return cfg.name + "\n" + repo;
 }
 
 std::string hookError(const plugins::HookResult& r, const char* hook) {
@@ -59,6 +78,10 @@ struct Comp {
     bool discovered = false;
     std::optional<std::string> current;
     TagSet candidates;
+    // Every SemVer tag announced for this repo, whatever its intake (bounded by distinct
+    // tags): candidates are rebuilt from it when a pin goes or an asset is fixed, and a
+    // tag not in it is "a new release" that ends the degraded state (rule 8).
+    TagSet announced;
     TagSet failed;
     std::optional<std::string> inFlight;
     std::string phase = "discovering";
@@ -103,7 +126,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     mutable std::mutex m;
     std::condition_variable cv;  // worker exits, discoveries
     std::map<std::string, CompPtr> comps;
-    std::vector<CompPtr> retired;  // removed while their worker still runs
+    std::map<std::string, TagSet> failedByKey;  // failedKey() -> tags, for the process lifetime
+    std::vector<CompPtr> retired;               // removed while their worker still runs
     std::vector<std::thread> zombies;
     bool healthy = false;
     bool stopping = false;
@@ -203,6 +227,27 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             ++slots;
         }
         slotCv.notify_one();
+    }
+
+    // Caller holds m.
+    void markFailed(Comp& c, const std::string& tag) {
+        c.failed.insert(tag);
+        c.candidates.erase(tag);
+        failedByKey[failedKey(c.cfg)].insert(tag);
+    }
+
+    // Caller holds m. Candidates again from every tag announced (rules 2, 12): after a pin
+    // is removed or an asset fixed, older announcements may be eligible again. Before
+    // discovery nothing is "not newer"; discovery prunes.
+    void rebuildCandidates(Comp& c) {
+        bool known = c.discovered && !c.needsDiscovery;
+        for (const auto& e : c.announced) {
+            if (c.failed.contains(e.tag) || (e.version.isPrerelease() && !c.cfg.allowPrerelease))
+                continue;
+            if (known && !isNewer(e.tag, c.current))
+                continue;
+            c.candidates.insert(e.tag);
+        }
     }
 
     // Caller holds m. What the worker should apply next, if anything.
@@ -328,10 +373,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             c->discovered = true;
             c->needsDiscovery = false;
             c->initialDiscovery = false;
-            if (failedTag) {
-                c->failed.insert(*failedTag);
-                c->candidates.erase(*failedTag);
-            }
+            if (failedTag)
+                markFailed(*c, *failedTag);
             if (degraded)
                 c->degraded = true;
             if (pending)
@@ -586,8 +629,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             std::lock_guard<std::mutex> lk(m);
             c->current = rolledBackTo;
             if (f.badRelease) {
-                c->failed.insert(tag);
-                c->candidates.erase(tag);
+                markFailed(*c, tag);
             } else {
                 c->deferred.insert(tag);
             }
@@ -649,6 +691,7 @@ void Engine::setComponents(std::vector<ManagedComponent> components) {
                     c = std::make_shared<Comp>();
                     c->cfg = cfg;
                     c->deployer = deployer;
+                    c->failed = I.failedByKey[failedKey(cfg)];
                     log().information("component '" + cfg.name + "': now managed (" + cfg.type +
                                       ", " + cfg.repo + ")");
                 }
@@ -656,23 +699,40 @@ void Engine::setComponents(std::vector<ManagedComponent> components) {
             } else {
                 c = it->second;
             }
-            if (!c->cfg.sameIdentity(cfg)) {
-                log().information("component '" + cfg.name +
-                                  "': repo, type or asset changed; discovering again");
+            bool rebuild = false;
+            if (!sameRepoName(c->cfg.repo, cfg.repo)) {
+                // Another repo is another release history: its tags mean nothing here.
+                log().information("component '" + cfg.name + "': repo changed to " + cfg.repo +
+                                  "; discovering again");
                 c->candidates.clear();
-                c->failed.clear();
+                c->announced.clear();
+                c->failed = I.failedByKey[failedKey(cfg)];
                 c->degraded = false;
                 c->deferred.clear();
                 c->pendingConfirm.reset();
                 c->needsDiscovery = true;
+            } else if (c->cfg.type != cfg.type || c->cfg.asset != cfg.asset) {
+                // Likely the fix for releases that failed (asset not found, refused): they
+                // are eligible again, without waiting for a new release.
+                log().information("component '" + cfg.name +
+                                  "': type or asset changed; failed releases may be tried "
+                                  "again; discovering again");
+                c->failed.clear();
+                I.failedByKey.erase(failedKey(c->cfg));
+                c->degraded = false;
+                c->deferred.clear();
+                c->pendingConfirm.reset();
+                c->needsDiscovery = true;
+                rebuild = true;
             }
             if (c->cfg.pin != cfg.pin) {
                 log().information("component '" + cfg.name + "': pin " + show(c->cfg.pin) + " -> " +
                                   show(cfg.pin));
                 c->deferred.clear();
-                if (!cfg.pin)
-                    c->candidates.eraseNotNewerThan(c->current);
+                rebuild = rebuild || !cfg.pin;
             }
+            if (cfg.allowPrerelease && !c->cfg.allowPrerelease)
+                rebuild = true;
             if (c->deployer != deployer) {
                 if (c->degraded && !deployer->degraded()) {
                     c->degraded = false;
@@ -682,6 +742,11 @@ void Engine::setComponents(std::vector<ManagedComponent> components) {
             }
             c->cfg = cfg;
             c->order = order++;
+            if (rebuild) {
+                I.rebuildCandidates(*c);
+                if (!cfg.pin && c->discovered && !c->needsDiscovery)
+                    c->candidates.eraseNotNewerThan(c->current);
+            }
             I.ensureWorker(c);
         }
         for (auto it = I.comps.begin(); it != I.comps.end();) {
@@ -713,12 +778,15 @@ void Engine::announce(const std::vector<Announcement>& batch) {
                 continue;
             }
             const CompPtr& c = it->second;
-            if (!a.repo.empty() && a.repo != c->cfg.repo) {
+            if (!a.repo.empty() && !sameRepoName(a.repo, c->cfg.repo)) {
                 log().warning(who(a.component, a.tag) + ": announced for repo '" + a.repo +
                               "', configured '" + c->cfg.repo + "': ignored");
                 continue;
             }
             touched.insert(c.get());
+            // Before the intake: tags that are not taken now (older, pre-release) may be
+            // eligible after a reload.
+            bool neverAnnounced = c->announced.insert(a.tag);
             IntakeView view{c->current,    c->discovered, c->cfg.allowPrerelease,
                             c->candidates, c->failed,     c->inFlight};
             Intake in = classifyAnnouncement(a.tag, view);
@@ -735,8 +803,9 @@ void Engine::announce(const std::vector<Announcement>& batch) {
             changed = true;
             if (c->cfg.pin && log().debug())
                 log().debug(who(a.component, a.tag) + ": remembered; pinned to " + *c->cfg.pin);
-            if (c->degraded && !c->deployer->degraded()) {
-                // Rule 8: a new release is the operator's way out of a degraded state.
+            if (c->degraded && neverAnnounced && !c->deployer->degraded()) {
+                // Rule 8: a new release is the operator's way out of a degraded state; a
+                // re-sync repeating known tags is not one.
                 log().information(who(a.component, a.tag) +
                                   ": new release; leaving degraded state");
                 c->degraded = false;

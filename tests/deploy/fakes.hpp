@@ -62,6 +62,8 @@ class FakeDeployer final : public plugins::Deployer {
     std::set<std::string> installFails, installRefuses, installPending, installTimesOut;
     std::set<std::string> verifyFails, verifyTimesOut;
     bool rollbackFails = false;
+    // Set: what a failed rollback leaves installed (default: the failed tag stays).
+    std::optional<std::optional<std::string>> rollbackFailureLeaves;
     bool discoverFails = false;
     plugins::Discovery verdict;  // verdict fields returned by discover (tag is simulated)
     std::map<std::string, std::shared_ptr<Gate>> installGates, verifyGates;  // by tag
@@ -150,8 +152,11 @@ class FakeDeployer final : public plugins::Deployer {
         record("rollback " + (toTag ? *toTag : "-") + " failed " + failedTag);
         if (rollbackGate && !rollbackGate->pass(cancelled_))
             return {RRA_CANCELLED, "rollback cancelled", false};
-        if (rollbackFails)
+        if (rollbackFails) {
+            if (rollbackFailureLeaves)
+                set(*rollbackFailureLeaves);
             return {RRA_ERROR, "rollback broke", false};
+        }
         set(toTag);
         return {};
     }

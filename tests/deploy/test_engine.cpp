@@ -466,6 +466,34 @@ BOOST_AUTO_TEST_CASE(rule08_degraded_until_new_release) {
     BOOST_TEST(h.installs("a").back() == "install v3.0.0 from v2.0.0");  // rediscovered first
 }
 
+// Rule 8: after a rollback failed (leaving nothing installed), a re-sync that repeats
+// tags announced before is not a new release: the component stays untouched; a tag never
+// announced before ends the degraded state.
+BOOST_AUTO_TEST_CASE(rule08_resync_of_known_tags_does_not_end_degraded) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    a->installFails = {"v3.0.0"};
+    a->rollbackFails = true;
+    a->rollbackFailureLeaves = std::optional<std::string>();
+    h.announce({ann(A, "v3.0.0")});
+    h.idle();
+    BOOST_TEST(h.status(A).degraded);
+    BOOST_TEST(!h.status(A).current.has_value());
+    size_t before = a->calls().size();
+    h.announce({ann(A, "v2.0.0"), ann(A, "v3.0.0")});  // re-sync
+    h.idle();
+    BOOST_TEST(a->calls().size() == before);
+    BOOST_TEST(h.status(A).degraded);
+    a->rollbackFails = false;
+    h.announce({ann(A, "v4.0.0")});
+    h.idle();
+    BOOST_TEST(!h.status(A).degraded);
+    BOOST_TEST(*h.status(A).current == "v4.0.0");
+}
+
 // Rule 8: a hook that misses its deadline retires the deployer: no rollback call, the
 // component is degraded for good, rollback_ok is false.
 BOOST_AUTO_TEST_CASE(rule08_hook_timeout_degrades_without_rollback) {
@@ -541,6 +569,60 @@ BOOST_AUTO_TEST_CASE(rule09_identity_change_resets) {
     h.engine->announce({Announcement{A, "acme/other", "v2.0.0", ""}, ann(A, "v9.0.0")});
     h.idle();
     BOOST_TEST(fresh->calls().back() == "verify v2.0.0");  // the old repo's v9 was ignored
+}
+
+// Rule 6 across reloads: a failed tag stays failed after the component is removed (its
+// worker ended) and added again with the same repo.
+BOOST_AUTO_TEST_CASE(rule06_failed_set_survives_remove_and_readd) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    a->installFails = {"v2.0.0"};
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    h.engine->setComponents({});
+    h.idle();
+    auto again = std::make_shared<FakeDeployer>(A, std::string("v1.0.0"));
+    h.engine->setComponents({{component(A), again}});
+    BOOST_REQUIRE(h.engine->waitDiscovered(Millis(5000)));
+    h.idle();
+    BOOST_TEST(h.status(A).failed == Lines{"v2.0.0"});
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    BOOST_TEST(again->calls() == Lines{"discover"});
+}
+
+// Rule 9: fixing a component's asset makes its failed releases eligible again at once
+// (no new release needed); a repo change instead forgets the old repo's candidates.
+BOOST_AUTO_TEST_CASE(rule09_asset_change_retries_failed_keeps_candidates) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    h.fetcher.failWith(A, "v2.0.0", ErrorCode::kNotFound, 1);  // wrong asset pattern
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    BOOST_TEST(h.status(A).failed == Lines{"v2.0.0"});
+    BOOST_TEST(h.installs(A).empty());
+    auto cfg = component(A);
+    cfg.asset = A + "-{version}-fixed.tar.gz";
+    h.engine->setComponents({{cfg, a}});
+    BOOST_REQUIRE(h.engine->waitDiscovered(Millis(5000)));
+    h.idle();
+    BOOST_TEST(h.status(A).failed.empty());
+    BOOST_TEST(h.installs(A) == Lines{"install v2.0.0 from v1.0.0"});
+    BOOST_TEST(*h.status(A).current == "v2.0.0");
+}
+
+// The proxy's filter compares repos case-insensitively (GitHub does); the engine must not
+// drop what the filter let through.
+BOOST_AUTO_TEST_CASE(announcement_repo_compared_case_insensitively) {
+    Harness h;
+    h.add(A, std::string("v1.0.0"));
+    h.managed[0].first.repo = "Acme/Web";
+    h.start();
+    h.announce({Announcement{A, "acme/web", "v2.0.0", ""}});
+    h.idle();
+    BOOST_TEST(*h.status(A).current == "v2.0.0");
 }
 
 // Rule 10: shutdown cancels a hanging download and a hanging install within the budget;
@@ -789,6 +871,27 @@ BOOST_AUTO_TEST_CASE(rule12_pin_downgrade_ignore_and_unpin) {
     h.idle();
     BOOST_TEST(h.installs(A).back() == "install v5.0.0 from v4.0.0");
     BOOST_TEST(h.installs(A).size() == 3u);
+}
+
+// Rule 12: removing a pin brings the component back up to the newest release announced,
+// even one that was announced while the pinned downgrade ran (then "not newer").
+BOOST_AUTO_TEST_CASE(rule12_unpin_returns_to_newest_announced) {
+    Harness h;
+    auto a = h.add(A, std::string("v3.0.0"), std::string("v1.0.0"));
+    auto gate = std::make_shared<Gate>();
+    a->installGates["v1.0.0"] = gate;
+    h.engine = std::make_unique<Engine>(h.opts, h.fetcher, h.sink, h.clock, h.random);
+    h.engine->setComponents(h.managed);
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    h.announce({ann(A, "v3.0.0")});  // the sync after hello: not newer than v3 yet
+    gate->open();
+    h.idle();
+    BOOST_TEST(*h.status(A).current == "v1.0.0");
+    h.engine->setComponents({{component(A), a}});  // pin removed
+    h.idle();
+    BOOST_TEST(h.installs(A) ==
+               (Lines{"install v1.0.0 from v3.0.0 downgrade", "install v3.0.0 from v1.0.0"}));
+    BOOST_TEST(*h.status(A).current == "v3.0.0");
 }
 
 // Rule 2: announcements that arrive while discovery still runs are kept and judged against

@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 namespace rra::deploy {
@@ -165,9 +166,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             return;
         if (c->thread.joinable())
             zombies.push_back(std::move(c->thread));
-        c->running = true;
         auto self = shared_from_this();
-        c->thread = std::thread([self, c] { self->run(c); });
+        try {
+            c->thread = std::thread([self, c] { self->run(c); });
+        } catch (const std::exception& e) {
+            // No thread (std::system_error): not "running", so the next announcement or
+            // reload tries again instead of waiting for a worker that never existed.
+            log().error("component '" + c->cfg.name + "': cannot start its worker: " + e.what());
+            return;
+        }
+        c->running = true;  // the worker blocks on m (held by the caller) until it sees this
     }
 
     void reapZombies() {
@@ -261,7 +269,49 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // ---- worker -------------------------------------------------------------------
 
     void run(CompPtr c) {
-        std::unique_lock<std::mutex> lk(m);
+        // One hold of m from the loop's last check to running = false: an announcement in
+        // between would otherwise find the worker "running" and be left unserved.
+        std::unique_lock<std::mutex> lk(m, std::defer_lock);
+        try {
+            work(c, lk);
+        } catch (const std::exception& e) {
+            fault(c, lk, e.what());
+        } catch (...) {
+            fault(c, lk, "unknown exception");
+        }
+        if (stopping && c->phase != "pending_restart")
+            c->phase = "stopped";
+        else if (c->degraded)
+            c->phase = "degraded";
+        else if (c->awaitingRestart)
+            c->phase = "pending_restart";
+        else if (c->pendingConfirm)
+            c->phase = "awaiting_health";
+        else
+            c->phase = "idle";
+        c->running = false;
+        cv.notify_all();
+        lk.unlock();
+        notifyListener();
+    }
+
+    // An exception that escaped a step (its state is unknown): the component is left
+    // alone until a new release or a restart, like after a failed rollback (rule 8); the
+    // in-flight marker, if any, stays for the next run.
+    void fault(const CompPtr& c, std::unique_lock<std::mutex>& lk, const std::string& what) {
+        if (!lk.owns_lock())
+            lk.lock();
+        log().error("component '" + c->cfg.name + "': internal error: " + what +
+                    "; component degraded");
+        c->degraded = true;
+        c->needsDiscovery = false;  // leaving the degraded state discovers again
+        c->inFlight.reset();
+        c->active.reset();
+    }
+
+    // Returns with lk held.
+    void work(const CompPtr& c, std::unique_lock<std::mutex>& lk) {
+        lk.lock();
         while (!stopping && !c->removed) {
             if (c->needsDiscovery) {
                 lk.unlock();
@@ -307,20 +357,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             c->active.reset();
             c->inFlight.reset();
         }
-        if (stopping && c->phase != "pending_restart")
-            c->phase = "stopped";
-        else if (c->degraded)
-            c->phase = "degraded";
-        else if (c->awaitingRestart)
-            c->phase = "pending_restart";
-        else if (c->pendingConfirm)
-            c->phase = "awaiting_health";
-        else
-            c->phase = "idle";
-        c->running = false;
-        cv.notify_all();
-        lk.unlock();
-        notifyListener();
     }
 
     // Rules 1 and 11, and verdicts handed across a restart.
@@ -492,12 +528,43 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         finishFailure(c, name, d, pc.tag, pc.fromTag, start, f);
     }
 
-    // Rules 5, 6, 8: one attempt at `target`.
+    // Where an attempt is, for the handler of an unexpected exception.
+    struct Attempt {
+        ApplyPhase phase = ApplyPhase::kDownload;
+        bool closed = false;  // the outcome is being handled (telemetry, sets, marker)
+    };
+
+    // Rules 5, 6, 8: one attempt at `target`. An exception (bad_alloc, a thread that
+    // cannot be created) must not terminate the agent: it fails the step like a hook
+    // error would, with a rollback once the system may have been touched.
     void apply(const CompPtr& c, const config::ComponentConfig& cfg,
                const std::shared_ptr<plugins::Deployer>& d, const Target& target,
                const std::optional<std::string>& from) {
-        const std::string& tag = target.tag;
         auto start = clock.now();
+        Attempt at;
+        std::string fault;
+        try {
+            attempt(c, cfg, d, target, from, start, at);
+            return;
+        } catch (const std::exception& e) {
+            fault = e.what();
+        } catch (...) {
+            fault = "unknown exception";
+        }
+        log().error(who(cfg.name, target.tag) + ": internal error in " + toString(at.phase) + ": " +
+                    fault);
+        if (at.closed)
+            throw std::runtime_error(fault);  // the worker's own handler degrades the component
+        at.closed = true;
+        Failure f{at.phase, "internal error: " + fault, at.phase != ApplyPhase::kDownload, true,
+                  false};
+        finishFailure(c, cfg.name, d, target.tag, from, start, f);
+    }
+
+    void attempt(const CompPtr& c, const config::ComponentConfig& cfg,
+                 const std::shared_ptr<plugins::Deployer>& d, const Target& target,
+                 const std::optional<std::string>& from, SteadyTime start, Attempt& at) {
+        const std::string& tag = target.tag;
         InflightMarker mk{
             cfg.name,
             tag,
@@ -519,19 +586,23 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         if (!art) {
             Failure f{ApplyPhase::kDownload, art.error().message(), false,
                       isBadRelease(art.error().code()), false};
+            at.closed = true;
             finishFailure(c, cfg.name, d, tag, from, start, f);
             return;
         }
 
-        mk.phase = ApplyPhase::kInstall;
+        mk.phase = at.phase = ApplyPhase::kInstall;
         writeMarker(mk);
         setPhase(*c, "install");
         auto r = d->degraded()
                      ? plugins::HookResult{RRA_ERROR, "deployer retired", true}
                      : d->install(tag, art->path, from, target.isDowngrade, opts.installDeadline);
-        if (!r.ok() && stop.cancelled())
+        if (!r.ok() && stop.cancelled()) {
+            at.closed = true;
             return interrupted(c, cfg, d, tag, *art, mk);
+        }
         if (r.status == RRA_PENDING_RESTART && !r.timedOut) {
+            at.closed = true;
             log().information(who(cfg.name, tag) + ": installed; outcome known after restart");
             removeMarker(cfg.name, tag);
             fetcher.discard(cfg, tag, *art);
@@ -543,22 +614,27 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             fetcher.discard(cfg, tag, *art);
             bool refused = r.status == RRA_REFUSED && !r.timedOut;
             Failure f{ApplyPhase::kInstall, hookError(r, "install"), !refused, true, r.timedOut};
+            at.closed = true;
             finishFailure(c, cfg.name, d, tag, from, start, f);
             return;
         }
 
-        mk.phase = ApplyPhase::kVerify;
+        mk.phase = at.phase = ApplyPhase::kVerify;
         writeMarker(mk);
         setPhase(*c, "verify");
         auto v = d->verify(tag, Millis(static_cast<int64_t>(cfg.verifyTimeoutS) * 1000));
-        if (!v.ok() && stop.cancelled())
+        if (!v.ok() && stop.cancelled()) {
+            at.closed = true;
             return interrupted(c, cfg, d, tag, *art, mk);
+        }
         fetcher.discard(cfg, tag, *art);
         if (!v.ok()) {
             Failure f{ApplyPhase::kVerify, hookError(v, "verify"), true, true, v.timedOut};
+            at.closed = true;
             finishFailure(c, cfg.name, d, tag, from, start, f);
             return;
         }
+        at.closed = true;
         removeMarker(cfg.name, tag);
         log().information(who(cfg.name, tag) + ": applied");
         auto e = event(TelemetryKind::kApplySucceeded, cfg.name, tag, from);

@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -60,6 +61,8 @@ class FakeDeployer final : public plugins::Deployer {
 
     // ---- script (set before the engine runs the component) ----
     std::set<std::string> installFails, installRefuses, installPending, installTimesOut;
+    std::set<std::string> installThrows;  // like a host out of threads (std::system_error)
+    bool discoverThrows = false;
     std::set<std::string> verifyFails, verifyTimesOut;
     bool rollbackFails = false;
     // Set: what a failed rollback leaves installed (default: the failed tag stays).
@@ -98,6 +101,8 @@ class FakeDeployer final : public plugins::Deployer {
         record("discover");
         if (discoverGate && !discoverGate->pass(cancelled_))
             return fail(ErrorCode::kCancelled, "discover cancelled");
+        if (discoverThrows)
+            throw std::bad_alloc();
         if (discoverFails)
             return fail(ErrorCode::kIo, "cannot read install state");
         std::lock_guard<std::mutex> lk(m_);
@@ -114,6 +119,9 @@ class FakeDeployer final : public plugins::Deployer {
                (isDowngrade ? " downgrade" : "") + (artifactPath.empty() ? " NOPATH" : ""));
         if (auto g = gate(installGates, tag); g && !g->pass(cancelled_))
             return {RRA_CANCELLED, "install cancelled", false};
+        if (installThrows.count(tag))
+            throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                                    "thread");
         if (installRefuses.count(tag))
             return {RRA_REFUSED, "asset refused", false};
         set(tag);

@@ -672,6 +672,34 @@ BOOST_AUTO_TEST_CASE(rule10_shutdown_cancels_instance_in_use_after_reload) {
     BOOST_TEST(old->cancelled());
 }
 
+// An exception escaping a step (a hook thread that cannot be created, bad_alloc) fails
+// the step instead of terminating the agent: rolled back, reported, tag failed; a throwing
+// discovery degrades only that component.
+BOOST_AUTO_TEST_CASE(exception_in_step_is_a_failed_step) {
+    Harness h;
+    auto a = h.add("a", std::string("v1.0.0"));
+    auto b = h.add("b", std::string("v1.0.0"));
+    a->installThrows = {"v2.0.0"};
+    b->discoverThrows = true;
+    h.start();
+    BOOST_TEST(h.status("b").degraded);
+    h.announce({ann("a", "v2.0.0")});
+    h.idle();
+    BOOST_TEST(h.sink.lines("a") ==
+               (Lines{"apply_started a v2.0.0 from v1.0.0",
+                      "apply_failed a v2.0.0 from v1.0.0 install rb=v1.0.0 ok=1"}));
+    BOOST_TEST(h.sink.events().back().error->find("internal error") != std::string::npos);
+    BOOST_TEST(a->calls().back() == "rollback v1.0.0 failed v2.0.0");
+    BOOST_TEST(h.status("a").failed == Lines{"v2.0.0"});
+    h.announce({ann("a", "v3.0.0")});
+    h.idle();
+    BOOST_TEST(*h.status("a").current == "v3.0.0");
+    b->discoverThrows = false;
+    h.announce({ann("b", "v2.0.0")});  // a new release: discovered again, then applied
+    h.idle();
+    BOOST_TEST(*h.status("b").current == "v2.0.0");
+}
+
 // Rule 11: the marker exists (durably, with tag, from_tag and phase) during the apply and
 // is gone after it.
 BOOST_AUTO_TEST_CASE(rule11_marker_written_during_apply) {

@@ -115,7 +115,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           clock(c),
           random(r),
           markers(opts.runtimeDir),
-          slots(std::max(1, opts.maxParallelDownloads)) {}
+          slotLimit(std::max(1, opts.maxParallelDownloads)),
+          slots(slotLimit) {}
 
     EngineOptions opts;
     Fetcher& fetcher;
@@ -134,22 +135,19 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     bool stopping = false;
     CancelToken stop;
     std::function<void()> listener;
-    std::mutex listenerMutex;
+    std::mutex listenerMutex;  // held while the listener runs (see setStatusListener)
 
     std::mutex slotMutex;
     std::condition_variable slotCv;
-    int slots;
+    int slotLimit;
+    int slots;  // free slots; below zero after a reload lowered the limit mid-download
 
     // ---- helpers ------------------------------------------------------------------
 
     void notifyListener() {
-        std::function<void()> l;
-        {
-            std::lock_guard<std::mutex> lk(listenerMutex);
-            l = listener;
-        }
-        if (l)
-            l();
+        std::lock_guard<std::mutex> lk(listenerMutex);
+        if (listener)
+            listener();
     }
 
     void setPhase(Comp& c, const std::string& phase) {
@@ -332,12 +330,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             auto target = pick(*c);
             if (!target)
                 break;
-            if (opts.applyJitterS > 0) {
+            if (double jitter = opts.applyJitterS; jitter > 0) {
                 c->phase = "waiting";
                 lk.unlock();
                 notifyListener();
-                auto delay =
-                    Millis(static_cast<int64_t>(random.uniform(0, opts.applyJitterS) * 1000));
+                auto delay = Millis(static_cast<int64_t>(random.uniform(0, jitter) * 1000));
                 bool slept = clock.sleepFor(delay, &stop);
                 lk.lock();
                 if (!slept || stopping || c->removed)
@@ -900,6 +897,22 @@ void Engine::announce(const std::vector<Announcement>& batch) {
     I.reapZombies();
     if (changed)
         I.notifyListener();
+}
+
+void Engine::setOptions(const EngineOptions& options) {
+    auto& I = *impl_;
+    {
+        std::lock_guard<std::mutex> lk(I.m);
+        I.opts.applyJitterS = options.applyJitterS;
+        I.opts.maxParallelDownloads = options.maxParallelDownloads;
+    }
+    {
+        std::lock_guard<std::mutex> lk(I.slotMutex);
+        int limit = std::max(1, options.maxParallelDownloads);
+        I.slots += limit - I.slotLimit;
+        I.slotLimit = limit;
+    }
+    I.slotCv.notify_all();
 }
 
 std::vector<ComponentReport> Engine::inventory() const {

@@ -52,6 +52,11 @@ class Engine {
     // allowed), other repos and unknown components are ignored with a log line.
     void announce(const std::vector<Announcement>& batch);
 
+    // Config reload (rule 9): max_parallel_downloads and apply_jitter_s apply from the
+    // next deployment (a download in progress keeps its slot); the rest of `options` is
+    // fixed at construction.
+    void setOptions(const EngineOptions& options);
+
     // Managed components in configuration order, `current` as discovered/applied.
     std::vector<ComponentReport> inventory() const;
     // Waits until every managed component finished discovery (for hello/inventory).
@@ -76,7 +81,9 @@ class Engine {
         bool degraded = false;
     };
     std::vector<ComponentStatus> status() const;
-    // Called (from any thread, without engine locks held) after each state change.
+    // Called (from any thread, without engine locks held) after each state change. Once
+    // setStatusListener returns, the previous listener is not running and never runs again
+    // (its owner may go away even while the engine lives on, abandoned at shutdown).
     void setStatusListener(std::function<void()> listener);
 
     // True once no component has work running (tests, bench).

@@ -1004,3 +1004,56 @@ BOOST_AUTO_TEST_CASE(status_listener_sees_phases) {
     for (auto p : {"download", "install", "verify", "idle"})
         BOOST_TEST((std::find(phases.begin(), phases.end(), p) != phases.end()), p);
 }
+
+// Status: once setStatusListener returns, the old listener is not running (an abandoned
+// engine's worker must not call into its destroyed owner).
+BOOST_AUTO_TEST_CASE(status_listener_cleared_waits_for_running_call) {
+    Harness h;
+    h.add(A, std::string("v1.0.0"));
+    h.start();
+    auto gate = std::make_shared<Gate>();
+    std::atomic<bool> inside{false}, never{false};
+    h.engine->setStatusListener([&] {
+        inside = true;
+        gate->pass(never);
+        inside = false;
+    });
+    std::thread announcer([&] { h.announce({ann(A, "v2.0.0")}); });
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    std::atomic<bool> insideAtReturn{true};
+    std::thread clearer([&] {
+        h.engine->setStatusListener({});
+        insideAtReturn = inside.load();
+    });
+    std::this_thread::sleep_for(Millis(50));  // a broken clear returns meanwhile
+    gate->open();
+    clearer.join();
+    announcer.join();
+    BOOST_TEST(!insideAtReturn);
+    h.idle();
+}
+
+// Rule 9: apply_jitter_s and max_parallel_downloads changed by reload apply from the next
+// deployment.
+BOOST_AUTO_TEST_CASE(rule09_reload_changes_jitter_and_download_slots) {
+    Harness h;
+    h.opts.maxParallelDownloads = 3;
+    auto gate = std::make_shared<Gate>();
+    for (int i = 0; i < 3; ++i) {
+        std::string n = "c" + std::to_string(i);
+        h.add(n, std::string("v1.0.0"));
+        h.fetcher.holdOn(n, "v2.0.0", gate);
+    }
+    h.start();
+    EngineOptions o = h.opts;
+    o.maxParallelDownloads = 1;
+    o.applyJitterS = 10;  // FixedRandom(0.5): 5 s
+    h.engine->setOptions(o);
+    h.announce({ann("c0", "v2.0.0"), ann("c1", "v2.0.0"), ann("c2", "v2.0.0")});
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    BOOST_TEST(!gate->waitForWaiters(2, Millis(50)));
+    gate->open();
+    h.idle();
+    BOOST_TEST(h.fetcher.maxConcurrent() == 1);
+    BOOST_TEST(h.clock.sleeps() == (std::vector<Millis>(3, Millis(5000))));
+}

@@ -468,7 +468,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                       "); discovered " + show(current));
         bool ok = true;
         std::string error = what;
-        if (current != mk.fromTag) {
+        if (mk.recovering) {
+            // The run before this one died rolling this apply back: rolling back again
+            // could crash-loop the agent (rule 11). Leave the component to the operator.
+            ok = false;
+            degraded = true;
+            error += "; the agent died while rolling back; not rolled back again";
+            log().error(who(cfg.name, mk.tag) + ": " + error + "; component degraded");
+        } else if (!sameTag(current, mk.fromTag)) {
+            InflightMarker again = mk;
+            again.recovering = true;
+            writeMarker(again);
             auto r = d->rollback(mk.fromTag, mk.tag, opts.rollbackDeadline);
             if (r.ok()) {
                 current = mk.fromTag;
@@ -483,7 +493,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                         current = again->tag;
             }
         }
-        if (!mk.interrupted)
+        if (!mk.interrupted || mk.recovering)
             failedTag = mk.tag;
         auto e = event(TelemetryKind::kApplyFailed, cfg.name, mk.tag, mk.fromTag);
         auto nowMs = std::chrono::duration_cast<Millis>(clock.wallNow().time_since_epoch()).count();

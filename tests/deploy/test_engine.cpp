@@ -817,6 +817,40 @@ BOOST_DATA_TEST_CASE(rule11_marker_at_startup, boost::unit_test::data::make(kMar
     }
 }
 
+// Rule 11: the recovery rollback itself leaves a "recovering" marker while it runs; a run
+// that finds one (its predecessor died rolling back) does not roll back again but reports
+// and degrades the component, so a rollback that crashes the agent cannot loop.
+BOOST_AUTO_TEST_CASE(rule11_recovery_rollback_not_repeated_after_crash) {
+    {
+        Harness h;
+        auto a = h.add(A, std::string("v2.0.0"));
+        a->rollbackGate = std::make_shared<Gate>();
+        BOOST_REQUIRE(
+            MarkerStore(h.runtimeDir)
+                .write({A, "v2.0.0", std::string("v1.0.0"), ApplyPhase::kVerify, 1, false}));
+        h.engine = std::make_unique<Engine>(h.opts, h.fetcher, h.sink, h.clock, h.random);
+        h.engine->setComponents(h.managed);
+        BOOST_REQUIRE(a->rollbackGate->waitForWaiters(1));
+        auto mk = MarkerStore(h.runtimeDir).read(A);
+        BOOST_REQUIRE(mk && *mk);
+        BOOST_TEST((*mk)->recovering);
+        a->rollbackGate->open();
+        h.idle();
+    }
+    Harness h;
+    auto a = h.add(A, std::string("v2.0.0"));
+    InflightMarker mk{A, "v2.0.0", std::string("v1.0.0"), ApplyPhase::kVerify, 1, false};
+    mk.recovering = true;
+    BOOST_REQUIRE(MarkerStore(h.runtimeDir).write(mk));
+    h.start();
+    BOOST_TEST(a->calls() == Lines{"discover"});
+    BOOST_TEST(h.sink.lines() ==
+               Lines{"apply_failed web v2.0.0 from v1.0.0 verify rb=v2.0.0 ok=0"});
+    BOOST_TEST(h.status(A).degraded);
+    BOOST_TEST(h.status(A).failed == Lines{"v2.0.0"});
+    BOOST_TEST(!std::filesystem::exists(h.markerPath(A)));
+}
+
 // Self-update: PENDING_RESTART stops the attempt (no verify, no closing telemetry, no
 // marker, nothing more applied); the next run's verdicts produce the telemetry.
 BOOST_AUTO_TEST_CASE(self_update_pending_restart_and_verdicts) {

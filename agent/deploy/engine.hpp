@@ -44,8 +44,11 @@ class Engine {
 
     // The managed set (startup and config reload, rule 9). New components are discovered
     // on their worker (rules 1, 11); removed ones finish an in-flight apply and are then
-    // forgotten; a changed one uses its new settings/deployer from its next deployment; a
-    // changed repo/type/asset forgets candidates and failed tags and is discovered again.
+    // forgotten; a changed one uses its new settings/deployer from its next deployment. A
+    // changed repo forgets announced and candidate tags; a changed type/asset forgets the
+    // failed tags (their failure may have been the old asset's) and makes the announced
+    // ones candidates again; both are discovered again. Failed tags are otherwise kept per
+    // (name, repo) for the process lifetime, also across remove and re-add.
     void setComponents(std::vector<ManagedComponent> components);
 
     // One `sync` or one `release` (a batch of one). Non-SemVer tags, pre-releases (unless

@@ -223,9 +223,7 @@ bool AgentRuntime::reload() {
         setLogLevel(c.agent.logLevel);
     log().information("configuration reloaded: " + diff.describe());
     if (diff.agentChanged && !diff.empty())
-        log().information(
-            "agent.work_dir, runtime_dir, id and max_parallel_downloads apply "
-            "after a restart");
+        log().information("agent.work_dir, runtime_dir and id apply after a restart");
     if (!engine_)
         return true;  // not started (tests)
     github_->reconfigure(c.github);
@@ -234,11 +232,15 @@ bool AgentRuntime::reload() {
     bool proxyChanged = diff.proxyChanged;
     bool inventory = diff.inventoryNeeded;
     auto proxyCfg = c.proxy;
+    auto options = engineOptions(c);
     lk.unlock();
+    engine_->setOptions(options);
     engine_->setComponents(std::move(managed));
     if (proxyChanged)
         proxy_->reconfigure(proxyCfg);
-    else if (inventory)
+    // Not only when the proxy settings are unchanged: reconfigure reconnects (and says
+    // hello) only for some of them. After a reconnect this is redundant but harmless.
+    if (inventory)
         proxy_->sendInventory();
     if (status_)
         status_->markDirty();
@@ -246,6 +248,10 @@ bool AgentRuntime::reload() {
 }
 
 void AgentRuntime::stop(Millis budget) {
+    // The daemon stops, then the destructor stops again: the budget is spent once
+    // (rule 10: exit within 10 s).
+    if (stopped_.exchange(true))
+        return;
     shutdown_.cancel();
     auto start = std::chrono::steady_clock::now();
     bool engineStopped = true;
@@ -253,6 +259,8 @@ void AgentRuntime::stop(Millis budget) {
         engineStopped = engine_->shutdown(budget - Millis(1500));
         if (!engineStopped)
             log().warning("some deployments did not stop in time");
+        // A worker left running must not call into this object once it is gone.
+        engine_->setStatusListener({});
     }
     auto left =
         budget - std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start);

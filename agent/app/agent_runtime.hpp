@@ -11,6 +11,7 @@
 #include "plugins/deployer_instance.hpp"
 #include "plugins/plugin_loader.hpp"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,7 +60,7 @@ class AgentRuntime {
     Status start(ValidatedConfig cfg);
     // Re-reads the config path; true when the new config is in force.
     bool reload();
-    // Cancels work and stops within `budget`.
+    // Cancels work and stops within `budget`. Only the first call does anything.
     void stop(Millis budget);
 
   private:
@@ -73,6 +74,7 @@ class AgentRuntime {
     ValidatedConfig current_;
     std::map<std::string, std::shared_ptr<plugins::DeployerInstance>> instances_;
     CancelToken shutdown_;
+    std::atomic<bool> stopped_{false};
 
     SystemRandom random_;
     std::unique_ptr<github::GithubClient> github_;

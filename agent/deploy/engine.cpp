@@ -9,10 +9,12 @@
 #include <Poco/Logger.h>
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 namespace rra::deploy {
@@ -28,6 +30,24 @@ std::string show(const std::optional<std::string>& tag) {
 
 std::string who(const std::string& component, const std::string& tag) {
     return "component '" + component + "' tag " + tag;
+}
+
+// GitHub owner/repo names are case-insensitive, and the proxy's announcement filter
+// compares them so: an announcement it let through must not be dropped here.
+bool sameRepoName(const std::string& a, const std::string& b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// Failed tags outlive the component's state (rule 6: never again in this process, even
+// after a remove and re-add); a different repo is a different release history.
+std::string failedKey(const config::ComponentConfig& cfg) {
+    std::string repo = cfg.repo;
+    std::transform(repo.begin(), repo.end(), repo.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return cfg.name + "\n" + repo;
 }
 
 std::string hookError(const plugins::HookResult& r, const char* hook) {
@@ -49,6 +69,9 @@ struct PendingConfirm {
 struct Comp {
     config::ComponentConfig cfg;
     std::shared_ptr<plugins::Deployer> deployer;
+    // The instance the worker is calling now: a reload may have replaced `deployer`
+    // meanwhile, and shutdown must cancel the one that is busy (rule 10).
+    std::shared_ptr<plugins::Deployer> active;
     size_t order = 0;
 
     bool needsDiscovery = true;
@@ -56,11 +79,15 @@ struct Comp {
     bool discovered = false;
     std::optional<std::string> current;
     TagSet candidates;
-    std::set<std::string> failed;
+    // Every SemVer tag announced for this repo, whatever its intake (bounded by distinct
+    // tags): candidates are rebuilt from it when a pin goes or an asset is fixed, and a
+    // tag not in it is "a new release" that ends the degraded state (rule 8).
+    TagSet announced;
+    TagSet failed;
     std::optional<std::string> inFlight;
     std::string phase = "discovering";
     bool degraded = false;
-    bool resting = false;  // a transient download failure: wait for the next announcement
+    TagSet deferred;  // transient download failures: skipped until the next announcement
     bool awaitingRestart = false;
     std::optional<PendingConfirm> pendingConfirm;
 
@@ -88,7 +115,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           clock(c),
           random(r),
           markers(opts.runtimeDir),
-          slots(std::max(1, opts.maxParallelDownloads)) {}
+          slotLimit(std::max(1, opts.maxParallelDownloads)),
+          slots(slotLimit) {}
 
     EngineOptions opts;
     Fetcher& fetcher;
@@ -100,28 +128,26 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     mutable std::mutex m;
     std::condition_variable cv;  // worker exits, discoveries
     std::map<std::string, CompPtr> comps;
-    std::vector<CompPtr> retired;  // removed while their worker still runs
+    std::map<std::string, TagSet> failedByKey;  // failedKey() -> tags, for the process lifetime
+    std::vector<CompPtr> retired;               // removed while their worker still runs
     std::vector<std::thread> zombies;
     bool healthy = false;
     bool stopping = false;
     CancelToken stop;
     std::function<void()> listener;
-    std::mutex listenerMutex;
+    std::mutex listenerMutex;  // held while the listener runs (see setStatusListener)
 
     std::mutex slotMutex;
     std::condition_variable slotCv;
-    int slots;
+    int slotLimit;
+    int slots;  // free slots; below zero after a reload lowered the limit mid-download
 
     // ---- helpers ------------------------------------------------------------------
 
     void notifyListener() {
-        std::function<void()> l;
-        {
-            std::lock_guard<std::mutex> lk(listenerMutex);
-            l = listener;
-        }
-        if (l)
-            l();
+        std::lock_guard<std::mutex> lk(listenerMutex);
+        if (listener)
+            listener();
     }
 
     void setPhase(Comp& c, const std::string& phase) {
@@ -138,9 +164,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             return;
         if (c->thread.joinable())
             zombies.push_back(std::move(c->thread));
-        c->running = true;
         auto self = shared_from_this();
-        c->thread = std::thread([self, c] { self->run(c); });
+        try {
+            c->thread = std::thread([self, c] { self->run(c); });
+        } catch (const std::exception& e) {
+            // No thread (std::system_error): not "running", so the next announcement or
+            // reload tries again instead of waiting for a worker that never existed.
+            log().error("component '" + c->cfg.name + "': cannot start its worker: " + e.what());
+            return;
+        }
+        c->running = true;  // the worker blocks on m (held by the caller) until it sees this
     }
 
     void reapZombies() {
@@ -202,58 +235,47 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         slotCv.notify_one();
     }
 
+    // Caller holds m.
+    void markFailed(Comp& c, const std::string& tag) {
+        c.failed.insert(tag);
+        c.candidates.erase(tag);
+        failedByKey[failedKey(c.cfg)].insert(tag);
+    }
+
+    // Caller holds m. Candidates again from every tag announced (rules 2, 12): after a pin
+    // is removed or an asset fixed, older announcements may be eligible again. Before
+    // discovery nothing is "not newer"; discovery prunes.
+    void rebuildCandidates(Comp& c) {
+        bool known = c.discovered && !c.needsDiscovery;
+        for (const auto& e : c.announced) {
+            if (c.failed.contains(e.tag) || (e.version.isPrerelease() && !c.cfg.allowPrerelease))
+                continue;
+            if (known && !isNewer(e.tag, c.current))
+                continue;
+            c.candidates.insert(e.tag);
+        }
+    }
+
     // Caller holds m. What the worker should apply next, if anything.
     std::optional<Target> pick(const Comp& c) const {
-        if (c.degraded || c.awaitingRestart || c.resting || c.pendingConfirm || c.removed ||
-            !c.discovered)
+        if (c.degraded || c.awaitingRestart || c.pendingConfirm || c.removed || !c.discovered)
             return std::nullopt;
-        return nextTarget(c.current, c.cfg.pin, c.candidates, c.failed);
+        return nextTarget(SelectionView{c.current, c.cfg.pin, c.cfg.allowPrerelease, c.candidates,
+                                        c.failed, c.deferred});
     }
 
     // ---- worker -------------------------------------------------------------------
 
     void run(CompPtr c) {
-        std::unique_lock<std::mutex> lk(m);
-        while (!stopping && !c->removed) {
-            if (c->needsDiscovery) {
-                lk.unlock();
-                discover(c);
-                lk.lock();
-                continue;
-            }
-            if (c->pendingConfirm && healthy && !c->degraded) {
-                PendingConfirm pc = *c->pendingConfirm;
-                c->pendingConfirm.reset();
-                lk.unlock();
-                confirm(c, pc);
-                lk.lock();
-                continue;
-            }
-            auto target = pick(*c);
-            if (!target)
-                break;
-            if (opts.applyJitterS > 0) {
-                c->phase = "waiting";
-                lk.unlock();
-                notifyListener();
-                auto delay =
-                    Millis(static_cast<int64_t>(random.uniform(0, opts.applyJitterS) * 1000));
-                bool slept = clock.sleepFor(delay, &stop);
-                lk.lock();
-                if (!slept || stopping || c->removed)
-                    break;
-                target = pick(*c);  // a newer release may have arrived meanwhile
-                if (!target)
-                    break;
-            }
-            c->inFlight = target->tag;
-            auto cfg = c->cfg;
-            auto deployer = c->deployer;
-            auto from = c->current;
-            lk.unlock();
-            apply(c, cfg, deployer, *target, from);
-            lk.lock();
-            c->inFlight.reset();
+        // One hold of m from the loop's last check to running = false: an announcement in
+        // between would otherwise find the worker "running" and be left unserved.
+        std::unique_lock<std::mutex> lk(m, std::defer_lock);
+        try {
+            work(c, lk);
+        } catch (const std::exception& e) {
+            fault(c, lk, e.what());
+        } catch (...) {
+            fault(c, lk, "unknown exception");
         }
         if (stopping && c->phase != "pending_restart")
             c->phase = "stopped";
@@ -271,6 +293,69 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         notifyListener();
     }
 
+    // An exception that escaped a step (its state is unknown): the component is left
+    // alone until a new release or a restart, like after a failed rollback (rule 8); the
+    // in-flight marker, if any, stays for the next run.
+    void fault(const CompPtr& c, std::unique_lock<std::mutex>& lk, const std::string& what) {
+        if (!lk.owns_lock())
+            lk.lock();
+        log().error("component '" + c->cfg.name + "': internal error: " + what +
+                    "; component degraded");
+        c->degraded = true;
+        c->needsDiscovery = false;  // leaving the degraded state discovers again
+        c->inFlight.reset();
+        c->active.reset();
+    }
+
+    // Returns with lk held.
+    void work(const CompPtr& c, std::unique_lock<std::mutex>& lk) {
+        lk.lock();
+        while (!stopping && !c->removed) {
+            if (c->needsDiscovery) {
+                lk.unlock();
+                discover(c);
+                lk.lock();
+                c->active.reset();
+                continue;
+            }
+            if (c->pendingConfirm && healthy && !c->degraded) {
+                PendingConfirm pc = *c->pendingConfirm;
+                c->pendingConfirm.reset();
+                lk.unlock();
+                confirm(c, pc);
+                lk.lock();
+                c->active.reset();
+                continue;
+            }
+            auto target = pick(*c);
+            if (!target)
+                break;
+            if (double jitter = opts.applyJitterS; jitter > 0) {
+                c->phase = "waiting";
+                lk.unlock();
+                notifyListener();
+                auto delay = Millis(static_cast<int64_t>(random.uniform(0, jitter) * 1000));
+                bool slept = clock.sleepFor(delay, &stop);
+                lk.lock();
+                if (!slept || stopping || c->removed)
+                    break;
+                target = pick(*c);  // a newer release may have arrived meanwhile
+                if (!target)
+                    break;
+            }
+            c->inFlight = target->tag;
+            auto cfg = c->cfg;
+            auto deployer = c->deployer;
+            c->active = deployer;
+            auto from = c->current;
+            lk.unlock();
+            apply(c, cfg, deployer, *target, from);
+            lk.lock();
+            c->active.reset();
+            c->inFlight.reset();
+        }
+    }
+
     // Rules 1 and 11, and verdicts handed across a restart.
     void discover(const CompPtr& c) {
         std::shared_ptr<plugins::Deployer> d;
@@ -279,6 +364,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         {
             std::lock_guard<std::mutex> lk(m);
             d = c->deployer;
+            c->active = d;
             cfg = c->cfg;
             initial = c->initialDiscovery;
             c->phase = "discovering";
@@ -320,10 +406,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             c->discovered = true;
             c->needsDiscovery = false;
             c->initialDiscovery = false;
-            if (failedTag) {
-                c->failed.insert(*failedTag);
-                c->candidates.erase(*failedTag);
-            }
+            if (failedTag)
+                markFailed(*c, *failedTag);
             if (degraded)
                 c->degraded = true;
             if (pending)
@@ -384,7 +468,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                       "); discovered " + show(current));
         bool ok = true;
         std::string error = what;
-        if (current != mk.fromTag) {
+        if (mk.recovering) {
+            // The run before this one died rolling this apply back: rolling back again
+            // could crash-loop the agent (rule 11). Leave the component to the operator.
+            ok = false;
+            degraded = true;
+            error += "; the agent died while rolling back; not rolled back again";
+            log().error(who(cfg.name, mk.tag) + ": " + error + "; component degraded");
+        } else if (!sameTag(current, mk.fromTag)) {
+            InflightMarker again = mk;
+            again.recovering = true;
+            writeMarker(again);
             auto r = d->rollback(mk.fromTag, mk.tag, opts.rollbackDeadline);
             if (r.ok()) {
                 current = mk.fromTag;
@@ -399,7 +493,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                         current = again->tag;
             }
         }
-        if (!mk.interrupted)
+        if (!mk.interrupted || mk.recovering)
             failedTag = mk.tag;
         auto e = event(TelemetryKind::kApplyFailed, cfg.name, mk.tag, mk.fromTag);
         auto nowMs = std::chrono::duration_cast<Millis>(clock.wallNow().time_since_epoch()).count();
@@ -418,6 +512,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         {
             std::lock_guard<std::mutex> lk(m);
             d = c->deployer;
+            c->active = d;
             name = c->cfg.name;
             c->phase = "confirm";
         }
@@ -440,12 +535,43 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         finishFailure(c, name, d, pc.tag, pc.fromTag, start, f);
     }
 
-    // Rules 5, 6, 8: one attempt at `target`.
+    // Where an attempt is, for the handler of an unexpected exception.
+    struct Attempt {
+        ApplyPhase phase = ApplyPhase::kDownload;
+        bool closed = false;  // the outcome is being handled (telemetry, sets, marker)
+    };
+
+    // Rules 5, 6, 8: one attempt at `target`. An exception (bad_alloc, a thread that
+    // cannot be created) must not terminate the agent: it fails the step like a hook
+    // error would, with a rollback once the system may have been touched.
     void apply(const CompPtr& c, const config::ComponentConfig& cfg,
                const std::shared_ptr<plugins::Deployer>& d, const Target& target,
                const std::optional<std::string>& from) {
-        const std::string& tag = target.tag;
         auto start = clock.now();
+        Attempt at;
+        std::string fault;
+        try {
+            attempt(c, cfg, d, target, from, start, at);
+            return;
+        } catch (const std::exception& e) {
+            fault = e.what();
+        } catch (...) {
+            fault = "unknown exception";
+        }
+        log().error(who(cfg.name, target.tag) + ": internal error in " + toString(at.phase) + ": " +
+                    fault);
+        if (at.closed)
+            throw std::runtime_error(fault);  // the worker's own handler degrades the component
+        at.closed = true;
+        Failure f{at.phase, "internal error: " + fault, at.phase != ApplyPhase::kDownload, true,
+                  false};
+        finishFailure(c, cfg.name, d, target.tag, from, start, f);
+    }
+
+    void attempt(const CompPtr& c, const config::ComponentConfig& cfg,
+                 const std::shared_ptr<plugins::Deployer>& d, const Target& target,
+                 const std::optional<std::string>& from, SteadyTime start, Attempt& at) {
+        const std::string& tag = target.tag;
         InflightMarker mk{
             cfg.name,
             tag,
@@ -465,22 +591,25 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             releaseSlot();
         }
         if (!art) {
-            removeMarker(cfg.name, tag);
             Failure f{ApplyPhase::kDownload, art.error().message(), false,
                       isBadRelease(art.error().code()), false};
+            at.closed = true;
             finishFailure(c, cfg.name, d, tag, from, start, f);
             return;
         }
 
-        mk.phase = ApplyPhase::kInstall;
+        mk.phase = at.phase = ApplyPhase::kInstall;
         writeMarker(mk);
         setPhase(*c, "install");
         auto r = d->degraded()
                      ? plugins::HookResult{RRA_ERROR, "deployer retired", true}
                      : d->install(tag, art->path, from, target.isDowngrade, opts.installDeadline);
-        if (!r.ok() && stop.cancelled())
+        if (!r.ok() && stop.cancelled()) {
+            at.closed = true;
             return interrupted(c, cfg, d, tag, *art, mk);
+        }
         if (r.status == RRA_PENDING_RESTART && !r.timedOut) {
+            at.closed = true;
             log().information(who(cfg.name, tag) + ": installed; outcome known after restart");
             removeMarker(cfg.name, tag);
             fetcher.discard(cfg, tag, *art);
@@ -491,25 +620,28 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         if (!r.ok()) {
             fetcher.discard(cfg, tag, *art);
             bool refused = r.status == RRA_REFUSED && !r.timedOut;
-            removeMarkerUnlessRetired(cfg.name, tag, r.timedOut);
             Failure f{ApplyPhase::kInstall, hookError(r, "install"), !refused, true, r.timedOut};
+            at.closed = true;
             finishFailure(c, cfg.name, d, tag, from, start, f);
             return;
         }
 
-        mk.phase = ApplyPhase::kVerify;
+        mk.phase = at.phase = ApplyPhase::kVerify;
         writeMarker(mk);
         setPhase(*c, "verify");
         auto v = d->verify(tag, Millis(static_cast<int64_t>(cfg.verifyTimeoutS) * 1000));
-        if (!v.ok() && stop.cancelled())
+        if (!v.ok() && stop.cancelled()) {
+            at.closed = true;
             return interrupted(c, cfg, d, tag, *art, mk);
+        }
         fetcher.discard(cfg, tag, *art);
         if (!v.ok()) {
-            removeMarkerUnlessRetired(cfg.name, tag, v.timedOut);
             Failure f{ApplyPhase::kVerify, hookError(v, "verify"), true, true, v.timedOut};
+            at.closed = true;
             finishFailure(c, cfg.name, d, tag, from, start, f);
             return;
         }
+        at.closed = true;
         removeMarker(cfg.name, tag);
         log().information(who(cfg.name, tag) + ": applied");
         auto e = event(TelemetryKind::kApplySucceeded, cfg.name, tag, from);
@@ -520,13 +652,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             c->candidates.eraseNotNewerThan(c->current);
         }
         sink.send(std::move(e));
-    }
-
-    // A retired deployer cannot roll back; its marker stays so the next run (with a fresh
-    // plugin instance) repairs the component.
-    void removeMarkerUnlessRetired(const std::string& name, const std::string& tag, bool retired) {
-        if (!retired)
-            removeMarker(name, tag);
     }
 
     // Rule 10: install/verify cut short by shutdown. The next run rolls back and reports.
@@ -543,6 +668,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
 
     // Rules 6, 7, 8: roll back when touched, report, update the candidate/failed sets.
+    // The in-flight marker goes only once the system is back on `from` (rule 11): a crash
+    // during the rollback, a failed rollback or a retired deployer leave it, so the next
+    // run (with a fresh plugin instance) repairs the component and reports the tag.
     void finishFailure(const CompPtr& c, const std::string& name,
                        const std::shared_ptr<plugins::Deployer>& d, const std::string& tag,
                        const std::optional<std::string>& from, SteadyTime start, Failure f) {
@@ -565,6 +693,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                 }
             }
         }
+        if (rollbackOk)
+            removeMarker(name, tag);
         if (!rollbackOk)
             log().error(who(name, tag) + ": " + toString(f.phase) + " failed and rollback to " +
                         show(from) + " failed: " + error + "; component degraded");
@@ -582,10 +712,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             std::lock_guard<std::mutex> lk(m);
             c->current = rolledBackTo;
             if (f.badRelease) {
-                c->failed.insert(tag);
-                c->candidates.erase(tag);
+                markFailed(*c, tag);
             } else {
-                c->resting = true;
+                c->deferred.insert(tag);
             }
             if (!rollbackOk)
                 c->degraded = true;
@@ -645,6 +774,7 @@ void Engine::setComponents(std::vector<ManagedComponent> components) {
                     c = std::make_shared<Comp>();
                     c->cfg = cfg;
                     c->deployer = deployer;
+                    c->failed = I.failedByKey[failedKey(cfg)];
                     log().information("component '" + cfg.name + "': now managed (" + cfg.type +
                                       ", " + cfg.repo + ")");
                 }
@@ -652,23 +782,40 @@ void Engine::setComponents(std::vector<ManagedComponent> components) {
             } else {
                 c = it->second;
             }
-            if (!c->cfg.sameIdentity(cfg)) {
-                log().information("component '" + cfg.name +
-                                  "': repo, type or asset changed; discovering again");
+            bool rebuild = false;
+            if (!sameRepoName(c->cfg.repo, cfg.repo)) {
+                // Another repo is another release history: its tags mean nothing here.
+                log().information("component '" + cfg.name + "': repo changed to " + cfg.repo +
+                                  "; discovering again");
                 c->candidates.clear();
-                c->failed.clear();
+                c->announced.clear();
+                c->failed = I.failedByKey[failedKey(cfg)];
                 c->degraded = false;
-                c->resting = false;
+                c->deferred.clear();
                 c->pendingConfirm.reset();
                 c->needsDiscovery = true;
+            } else if (c->cfg.type != cfg.type || c->cfg.asset != cfg.asset) {
+                // Likely the fix for releases that failed (asset not found, refused): they
+                // are eligible again, without waiting for a new release.
+                log().information("component '" + cfg.name +
+                                  "': type or asset changed; failed releases may be tried "
+                                  "again; discovering again");
+                c->failed.clear();
+                I.failedByKey.erase(failedKey(c->cfg));
+                c->degraded = false;
+                c->deferred.clear();
+                c->pendingConfirm.reset();
+                c->needsDiscovery = true;
+                rebuild = true;
             }
             if (c->cfg.pin != cfg.pin) {
                 log().information("component '" + cfg.name + "': pin " + show(c->cfg.pin) + " -> " +
                                   show(cfg.pin));
-                c->resting = false;
-                if (!cfg.pin)
-                    c->candidates.eraseNotNewerThan(c->current);
+                c->deferred.clear();
+                rebuild = rebuild || !cfg.pin;
             }
+            if (cfg.allowPrerelease && !c->cfg.allowPrerelease)
+                rebuild = true;
             if (c->deployer != deployer) {
                 if (c->degraded && !deployer->degraded()) {
                     c->degraded = false;
@@ -678,6 +825,11 @@ void Engine::setComponents(std::vector<ManagedComponent> components) {
             }
             c->cfg = cfg;
             c->order = order++;
+            if (rebuild) {
+                I.rebuildCandidates(*c);
+                if (!cfg.pin && c->discovered && !c->needsDiscovery)
+                    c->candidates.eraseNotNewerThan(c->current);
+            }
             I.ensureWorker(c);
         }
         for (auto it = I.comps.begin(); it != I.comps.end();) {
@@ -709,12 +861,15 @@ void Engine::announce(const std::vector<Announcement>& batch) {
                 continue;
             }
             const CompPtr& c = it->second;
-            if (!a.repo.empty() && a.repo != c->cfg.repo) {
+            if (!a.repo.empty() && !sameRepoName(a.repo, c->cfg.repo)) {
                 log().warning(who(a.component, a.tag) + ": announced for repo '" + a.repo +
                               "', configured '" + c->cfg.repo + "': ignored");
                 continue;
             }
             touched.insert(c.get());
+            // Before the intake: tags that are not taken now (older, pre-release) may be
+            // eligible after a reload.
+            bool neverAnnounced = c->announced.insert(a.tag);
             IntakeView view{c->current,    c->discovered, c->cfg.allowPrerelease,
                             c->candidates, c->failed,     c->inFlight};
             Intake in = classifyAnnouncement(a.tag, view);
@@ -731,8 +886,9 @@ void Engine::announce(const std::vector<Announcement>& batch) {
             changed = true;
             if (c->cfg.pin && log().debug())
                 log().debug(who(a.component, a.tag) + ": remembered; pinned to " + *c->cfg.pin);
-            if (c->degraded && !c->deployer->degraded()) {
-                // Rule 8: a new release is the operator's way out of a degraded state.
+            if (c->degraded && neverAnnounced && !c->deployer->degraded()) {
+                // Rule 8: a new release is the operator's way out of a degraded state; a
+                // re-sync repeating known tags is not one.
                 log().information(who(a.component, a.tag) +
                                   ": new release; leaving degraded state");
                 c->degraded = false;
@@ -742,15 +898,31 @@ void Engine::announce(const std::vector<Announcement>& batch) {
         for (auto& [name, c] : I.comps) {
             if (!touched.count(c.get()))
                 continue;
-            if (c->resting)
+            if (!c->deferred.empty())
                 changed = true;
-            c->resting = false;  // rule 6: transient failures are retried at the next announcement
+            c->deferred.clear();  // rule 6: transient failures are retried at the next announcement
             I.ensureWorker(c);
         }
     }
     I.reapZombies();
     if (changed)
         I.notifyListener();
+}
+
+void Engine::setOptions(const EngineOptions& options) {
+    auto& I = *impl_;
+    {
+        std::lock_guard<std::mutex> lk(I.m);
+        I.opts.applyJitterS = options.applyJitterS;
+        I.opts.maxParallelDownloads = options.maxParallelDownloads;
+    }
+    {
+        std::lock_guard<std::mutex> lk(I.slotMutex);
+        int limit = std::max(1, options.maxParallelDownloads);
+        I.slots += limit - I.slotLimit;
+        I.slotLimit = limit;
+    }
+    I.slotCv.notify_all();
 }
 
 std::vector<ComponentReport> Engine::inventory() const {
@@ -799,12 +971,17 @@ bool Engine::shutdown(Millis budget) {
         if (!I.stopping)
             log().information("stopping: cancelling downloads and hooks");
         I.stopping = true;
+        auto collect = [&](const CompPtr& c) {
+            if (!c->running)
+                return;
+            busy.push_back(c->deployer);
+            if (c->active && c->active != c->deployer)
+                busy.push_back(c->active);
+        };
         for (auto& [name, c] : I.comps)
-            if (c->running)
-                busy.push_back(c->deployer);
+            collect(c);
         for (auto& c : I.retired)
-            if (c->running)
-                busy.push_back(c->deployer);
+            collect(c);
     }
     I.stop.cancel();
     { std::lock_guard<std::mutex> lk(I.slotMutex); }
@@ -840,10 +1017,7 @@ std::vector<Engine::ComponentStatus> Engine::status() const {
         s.inFlight = c->inFlight;
         s.phase = c->phase;
         s.candidates = c->candidates.newestFirst();
-        TagSet failed;
-        for (const auto& f : c->failed)
-            failed.insert(f);
-        s.failed = failed.newestFirst();
+        s.failed = c->failed.newestFirst();
         s.degraded = c->degraded;
         out.push_back({c->order, std::move(s)});
     }

@@ -44,13 +44,21 @@ class Engine {
 
     // The managed set (startup and config reload, rule 9). New components are discovered
     // on their worker (rules 1, 11); removed ones finish an in-flight apply and are then
-    // forgotten; a changed one uses its new settings/deployer from its next deployment; a
-    // changed repo/type/asset forgets candidates and failed tags and is discovered again.
+    // forgotten; a changed one uses its new settings/deployer from its next deployment. A
+    // changed repo forgets announced and candidate tags; a changed type/asset forgets the
+    // failed tags (their failure may have been the old asset's) and makes the announced
+    // ones candidates again; both are discovered again. Failed tags are otherwise kept per
+    // (name, repo) for the process lifetime, also across remove and re-add.
     void setComponents(std::vector<ManagedComponent> components);
 
     // One `sync` or one `release` (a batch of one). Non-SemVer tags, pre-releases (unless
     // allowed), other repos and unknown components are ignored with a log line.
     void announce(const std::vector<Announcement>& batch);
+
+    // Config reload (rule 9): max_parallel_downloads and apply_jitter_s apply from the
+    // next deployment (a download in progress keeps its slot); the rest of `options` is
+    // fixed at construction.
+    void setOptions(const EngineOptions& options);
 
     // Managed components in configuration order, `current` as discovered/applied.
     std::vector<ComponentReport> inventory() const;
@@ -76,7 +84,9 @@ class Engine {
         bool degraded = false;
     };
     std::vector<ComponentStatus> status() const;
-    // Called (from any thread, without engine locks held) after each state change.
+    // Called (from any thread, without engine locks held) after each state change. Once
+    // setStatusListener returns, the previous listener is not running and never runs again
+    // (its owner may go away even while the engine lives on, abandoned at shutdown).
     void setStatusListener(std::function<void()> listener);
 
     // True once no component has work running (tests, bench).

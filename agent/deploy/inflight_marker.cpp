@@ -86,6 +86,7 @@ Status MarkerStore::write(const InflightMarker& m) const {
     obj.set("phase", std::string(toString(m.phase)));
     obj.set("started_at_ms", static_cast<Poco::Int64>(m.startedAtMs));
     obj.set("interrupted", m.interrupted);
+    obj.set("recovering", m.recovering);
     std::ostringstream os;
     obj.stringify(os);
     const std::string path = pathFor(m.component);
@@ -138,6 +139,7 @@ Expected<std::optional<InflightMarker>> MarkerStore::read(const std::string& com
         m.phase = phase ? *phase : ApplyPhase::kInstall;
         m.startedAtMs = obj->optValue<Poco::Int64>("started_at_ms", 0);
         m.interrupted = obj->optValue<bool>("interrupted", false);
+        m.recovering = obj->optValue<bool>("recovering", false);
         if (m.tag.empty())
             return fail(ErrorCode::kIo, "marker '" + path + "': empty tag");
         return std::optional<InflightMarker>(m);

@@ -19,6 +19,7 @@ struct InflightMarker {
     ApplyPhase phase = ApplyPhase::kDownload;
     int64_t startedAtMs = 0;   // Unix time, ms
     bool interrupted = false;  // the agent stopped on purpose inside install/verify
+    bool recovering = false;   // the next run started rolling back: if it dies, don't again
 };
 
 class MarkerStore {

@@ -50,6 +50,17 @@ bool isNewer(const std::string& tag, const std::optional<std::string>& current) 
     return *c > 0;
 }
 
+bool sameTag(const std::string& a, const std::string& b) {
+    auto c = compareTags(a, b);
+    return c ? *c == 0 : a == b;
+}
+
+bool sameTag(const std::optional<std::string>& a, const std::optional<std::string>& b) {
+    if (!a || !b)
+        return !a && !b;
+    return sameTag(*a, *b);
+}
+
 const char* toString(Intake i) {
     switch (i) {
         case Intake::kAccepted:
@@ -74,9 +85,9 @@ Intake classifyAnnouncement(const std::string& tag, const IntakeView& view) {
         return Intake::kNotSemVer;
     if (v->isPrerelease() && !view.allowPrerelease)
         return Intake::kPrerelease;
-    if (view.failed.count(tag))
+    if (view.failed.contains(tag))
         return Intake::kFailed;
-    if (view.inFlight && *view.inFlight == tag)
+    if (view.inFlight && sameTag(*view.inFlight, tag))
         return Intake::kDuplicate;
     if (view.currentKnown && !isNewer(tag, view.current))
         return Intake::kNotNewer;
@@ -85,23 +96,25 @@ Intake classifyAnnouncement(const std::string& tag, const IntakeView& view) {
     return Intake::kAccepted;
 }
 
-std::optional<Target> nextTarget(const std::optional<std::string>& current,
-                                 const std::optional<std::string>& pin, const TagSet& candidates,
-                                 const std::set<std::string>& failed) {
-    if (pin) {
-        if ((current && *current == *pin) || failed.count(*pin))
+std::optional<Target> nextTarget(const SelectionView& view) {
+    const auto& current = view.current;
+    if (view.pin) {
+        const std::string& pin = *view.pin;
+        if (sameTag(current, view.pin) || view.failed.contains(pin) || view.deferred.contains(pin))
             return std::nullopt;
         bool down = false;
         if (current) {
-            auto c = compareTags(*pin, *current);
+            auto c = compareTags(pin, *current);
             down = c && *c < 0;
         }
-        return Target{*pin, down};
+        return Target{pin, down};
     }
-    for (const auto& e : candidates) {
+    for (const auto& e : view.candidates) {
         if (!isNewer(e.tag, current))
             break;  // newest first: the rest are older still
-        if (failed.count(e.tag))
+        if (view.failed.contains(e.tag) || view.deferred.contains(e.tag))
+            continue;
+        if (e.version.isPrerelease() && !view.allowPrerelease)
             continue;
         return Target{e.tag, false};
     }

@@ -44,6 +44,10 @@ class TagSet {
 // that is not SemVer is older than every tag.
 bool isNewer(const std::string& tag, const std::optional<std::string>& current);
 
+// The same release: equal SemVer precedence (v1.0.0 and 1.0.0), else the same string.
+bool sameTag(const std::string& a, const std::string& b);
+bool sameTag(const std::optional<std::string>& a, const std::optional<std::string>& b);
+
 enum class Intake {
     kAccepted,    // remembered as a candidate
     kNotSemVer,   // cannot be ordered (warning)
@@ -59,7 +63,7 @@ struct IntakeView {
     bool currentKnown;  // false until discovery: then nothing is "not newer" yet
     bool allowPrerelease;
     const TagSet& candidates;
-    const std::set<std::string>& failed;
+    const TagSet& failed;
     const std::optional<std::string>& inFlight;
 };
 
@@ -71,11 +75,22 @@ struct Target {
     bool isDowngrade = false;
 };
 
+struct SelectionView {
+    const std::optional<std::string>& current;
+    const std::optional<std::string>& pin;
+    // Re-checked here because a reload may turn pre-releases off after they were taken in.
+    bool allowPrerelease;
+    const TagSet& candidates;
+    const TagSet& failed;
+    // Tags whose download failed for a transient cause: still candidates, but skipped
+    // until the next announcement or re-sync (rule 6), while older ones are tried (rule 7).
+    const TagSet& deferred;
+};
+
 // Rules 4, 7, 12: the release to apply next, or nothing when the component should rest.
-// A pin selects exactly the pinned tag (possibly a downgrade) unless it is current or
-// failed; otherwise the newest candidate newer than current and not failed.
-std::optional<Target> nextTarget(const std::optional<std::string>& current,
-                                 const std::optional<std::string>& pin, const TagSet& candidates,
-                                 const std::set<std::string>& failed);
+// A pin selects exactly the pinned tag (possibly a downgrade) unless it is current,
+// failed or deferred; otherwise the newest candidate newer than current that is neither
+// failed, deferred nor a disallowed pre-release.
+std::optional<Target> nextTarget(const SelectionView& view);
 
 }  // namespace rra::deploy

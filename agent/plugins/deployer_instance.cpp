@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -182,18 +183,25 @@ HookResult runHook(const StatePtr& s, const char* name, Millis deadline, Hook ho
     s->deadlineNs = (start + deadline).time_since_epoch().count();
     s->callCancelled = false;
     auto outcome = std::make_shared<CallOutcome>();
-    std::thread([s, outcome, hook]() mutable {
-        TextBuf err;
-        rra_text t = err.text();
-        rra_status st = hook(t);
-        {
-            std::lock_guard<std::mutex> lk(outcome->m);
-            outcome->status = st;
-            outcome->message = err.str();
-            outcome->finished = true;
-        }
-        outcome->cv.notify_all();
-    }).detach();
+    try {
+        std::thread([s, outcome, hook]() mutable {
+            TextBuf err;
+            rra_text t = err.text();
+            rra_status st = hook(t);
+            {
+                std::lock_guard<std::mutex> lk(outcome->m);
+                outcome->status = st;
+                outcome->message = err.str();
+                outcome->finished = true;
+            }
+            outcome->cv.notify_all();
+        }).detach();
+    } catch (const std::system_error& e) {
+        // Out of threads: the hook never ran; a failed call, not a crash of the agent.
+        res.status = RRA_ERROR;
+        res.message = std::string(name) + ": cannot start a thread for the call: " + e.what();
+        return res;
+    }
 
     std::unique_lock<std::mutex> lk(outcome->m);
     if (!outcome->cv.wait_for(lk, deadline, [&] { return outcome->finished; })) {

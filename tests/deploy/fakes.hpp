@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -60,13 +61,18 @@ class FakeDeployer final : public plugins::Deployer {
 
     // ---- script (set before the engine runs the component) ----
     std::set<std::string> installFails, installRefuses, installPending, installTimesOut;
+    std::set<std::string> installThrows;  // like a host out of threads (std::system_error)
+    bool discoverThrows = false;
     std::set<std::string> verifyFails, verifyTimesOut;
     bool rollbackFails = false;
+    // Set: what a failed rollback leaves installed (default: the failed tag stays).
+    std::optional<std::optional<std::string>> rollbackFailureLeaves;
     bool discoverFails = false;
     plugins::Discovery verdict;  // verdict fields returned by discover (tag is simulated)
     std::map<std::string, std::shared_ptr<Gate>> installGates, verifyGates;  // by tag
     std::string discoverHold;  // non-empty: discover waits for discoverGate
     std::shared_ptr<Gate> discoverGate;
+    std::shared_ptr<Gate> rollbackGate;  // set: rollback waits for it
     bool hasConfirm = true;
     bool confirmFails = false;
 
@@ -95,6 +101,8 @@ class FakeDeployer final : public plugins::Deployer {
         record("discover");
         if (discoverGate && !discoverGate->pass(cancelled_))
             return fail(ErrorCode::kCancelled, "discover cancelled");
+        if (discoverThrows)
+            throw std::bad_alloc();
         if (discoverFails)
             return fail(ErrorCode::kIo, "cannot read install state");
         std::lock_guard<std::mutex> lk(m_);
@@ -111,6 +119,9 @@ class FakeDeployer final : public plugins::Deployer {
                (isDowngrade ? " downgrade" : "") + (artifactPath.empty() ? " NOPATH" : ""));
         if (auto g = gate(installGates, tag); g && !g->pass(cancelled_))
             return {RRA_CANCELLED, "install cancelled", false};
+        if (installThrows.count(tag))
+            throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                                    "thread");
         if (installRefuses.count(tag))
             return {RRA_REFUSED, "asset refused", false};
         set(tag);
@@ -147,8 +158,13 @@ class FakeDeployer final : public plugins::Deployer {
                                  const std::string& failedTag, Millis) override {
         Scope s(*this);
         record("rollback " + (toTag ? *toTag : "-") + " failed " + failedTag);
-        if (rollbackFails)
+        if (rollbackGate && !rollbackGate->pass(cancelled_))
+            return {RRA_CANCELLED, "rollback cancelled", false};
+        if (rollbackFails) {
+            if (rollbackFailureLeaves)
+                set(*rollbackFailureLeaves);
             return {RRA_ERROR, "rollback broke", false};
+        }
         set(toTag);
         return {};
     }
@@ -171,6 +187,8 @@ class FakeDeployer final : public plugins::Deployer {
             g->poke();
         if (discoverGate)
             discoverGate->poke();
+        if (rollbackGate)
+            rollbackGate->poke();
     }
     bool degraded() const override { return degraded_.load(); }
 

@@ -197,7 +197,8 @@ BOOST_DATA_TEST_CASE(rules_queue_and_rollback_table, boost::unit_test::data::mak
     BOOST_TEST((st.current == s.current));
     BOOST_TEST(st.degraded == s.degraded);
     BOOST_TEST(dep->maxConcurrentHooks() == 1);
-    BOOST_TEST(!std::filesystem::exists(h.markerPath(A)));
+    // Rule 11: the marker outlives a failed rollback, for the next run to repair.
+    BOOST_TEST(std::filesystem::exists(h.markerPath(A)) == s.rollbackFails);
 }
 
 // Rule 5: apply_started comes before the download, and the closing event carries from_tag,
@@ -351,8 +352,9 @@ BOOST_AUTO_TEST_CASE(rule03_apply_jitter) {
     BOOST_TEST(h.sink.events().at(0).at == t0 + Millis(15000));
 }
 
-// Rule 6: a transient download failure keeps the tag a candidate; it is tried again at
-// the next announcement (re-sync), and an older candidate is not installed meanwhile.
+// Rules 6 and 7: a transient download failure keeps the tag a candidate (not failed) but
+// defers it to the next announcement (re-sync); meanwhile the older candidate is tried
+// like after any failure, and the re-sync then brings the deferred one.
 BOOST_AUTO_TEST_CASE(rule06_transient_download_retried_at_next_announcement) {
     Harness h;
     h.add(A, std::string("v1.0.0"));
@@ -360,18 +362,82 @@ BOOST_AUTO_TEST_CASE(rule06_transient_download_retried_at_next_announcement) {
     h.start();
     h.announce({ann(A, "v2.0.0"), ann(A, "v3.0.0")});
     h.idle();
-    BOOST_TEST(h.installs(A).empty());
+    BOOST_TEST(h.installs(A) == Lines{"install v2.0.0 from v1.0.0"});
     auto st = h.status(A);
     BOOST_TEST(st.failed.empty());
-    BOOST_TEST(st.candidates == (Lines{"v3.0.0", "v2.0.0"}));
+    BOOST_TEST(st.candidates == Lines{"v3.0.0"});
     h.announce({ann(A, "v3.0.0")});  // re-sync repeats it
     h.idle();
-    BOOST_TEST(h.installs(A) == Lines{"install v3.0.0 from v1.0.0"});
+    BOOST_TEST(h.installs(A) ==
+               (Lines{"install v2.0.0 from v1.0.0", "install v3.0.0 from v2.0.0"}));
     BOOST_TEST(
         h.sink.lines() ==
         (Lines{"apply_started web v3.0.0 from v1.0.0",
                "apply_failed web v3.0.0 from v1.0.0 download rb=v1.0.0 ok=1",
-               "apply_started web v3.0.0 from v1.0.0", "apply_succeeded web v3.0.0 from v1.0.0"}));
+               "apply_started web v2.0.0 from v1.0.0", "apply_succeeded web v2.0.0 from v1.0.0",
+               "apply_started web v3.0.0 from v2.0.0", "apply_succeeded web v3.0.0 from v2.0.0"}));
+}
+
+// Rules 4 and 6: a release announced while another downloads is applied next even when
+// that download fails transiently (the failed one is deferred, not blocking the newer).
+BOOST_AUTO_TEST_CASE(rule04_newer_announced_during_transient_failure_is_applied) {
+    Harness h;
+    h.add(A, std::string("v1.0.0"));
+    auto gate = std::make_shared<Gate>();
+    h.fetcher.holdOn(A, "v2.0.0", gate);
+    h.fetcher.failWith(A, "v2.0.0", ErrorCode::kNetwork, 1);
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    h.announce({ann(A, "v3.0.0")});
+    gate->open();
+    h.idle();
+    BOOST_TEST(h.installs(A) == Lines{"install v3.0.0 from v1.0.0"});
+    BOOST_TEST(*h.status(A).current == "v3.0.0");
+    BOOST_TEST(h.status(A).failed.empty());
+}
+
+// Rule 6: the failed set and the pin compare by SemVer precedence: 2.0.0 is the failed
+// v2.0.0, and a pin 1.2.3 is satisfied by a discovered v1.2.3.
+BOOST_AUTO_TEST_CASE(rule06_tag_spellings_of_equal_precedence_are_one_release) {
+    {
+        Harness h;
+        h.add(A, std::string("v1.0.0"))->installFails = {"v2.0.0"};
+        h.start();
+        h.announce({ann(A, "v2.0.0")});
+        h.idle();
+        h.announce({ann(A, "2.0.0")});
+        h.idle();
+        BOOST_TEST(h.installs(A) == Lines{"install v2.0.0 from v1.0.0"});
+    }
+    {
+        Harness h;
+        h.add(A, std::string("v1.2.3"), std::string("1.2.3"));
+        h.start();
+        BOOST_TEST(h.installs(A).empty());
+    }
+}
+
+// Rule 2: a reload that turns allow_prerelease off keeps pre-release candidates from
+// being applied.
+BOOST_AUTO_TEST_CASE(rule02_prerelease_disallowed_by_reload_not_applied) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    h.managed[0].first.allowPrerelease = true;
+    auto gate = std::make_shared<Gate>();
+    a->installGates["v2.0.0"] = gate;
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    h.announce({ann(A, "v3.0.0-rc.1")});
+    BOOST_TEST(h.status(A).candidates.size() == 2u);
+    auto cfg = component(A);
+    cfg.allowPrerelease = false;
+    h.engine->setComponents({{cfg, a}});
+    gate->open();
+    h.idle();
+    BOOST_TEST(h.installs(A) == Lines{"install v2.0.0 from v1.0.0"});
+    BOOST_TEST(*h.status(A).current == "v2.0.0");
 }
 
 // Rule 8: a degraded component is not touched by known tags, comes back with a new
@@ -398,6 +464,34 @@ BOOST_AUTO_TEST_CASE(rule08_degraded_until_new_release) {
     BOOST_TEST(!h.status("a").degraded);
     BOOST_TEST(*h.status("a").current == "v3.0.0");
     BOOST_TEST(h.installs("a").back() == "install v3.0.0 from v2.0.0");  // rediscovered first
+}
+
+// Rule 8: after a rollback failed (leaving nothing installed), a re-sync that repeats
+// tags announced before is not a new release: the component stays untouched; a tag never
+// announced before ends the degraded state.
+BOOST_AUTO_TEST_CASE(rule08_resync_of_known_tags_does_not_end_degraded) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    a->installFails = {"v3.0.0"};
+    a->rollbackFails = true;
+    a->rollbackFailureLeaves = std::optional<std::string>();
+    h.announce({ann(A, "v3.0.0")});
+    h.idle();
+    BOOST_TEST(h.status(A).degraded);
+    BOOST_TEST(!h.status(A).current.has_value());
+    size_t before = a->calls().size();
+    h.announce({ann(A, "v2.0.0"), ann(A, "v3.0.0")});  // re-sync
+    h.idle();
+    BOOST_TEST(a->calls().size() == before);
+    BOOST_TEST(h.status(A).degraded);
+    a->rollbackFails = false;
+    h.announce({ann(A, "v4.0.0")});
+    h.idle();
+    BOOST_TEST(!h.status(A).degraded);
+    BOOST_TEST(*h.status(A).current == "v4.0.0");
 }
 
 // Rule 8: a hook that misses its deadline retires the deployer: no rollback call, the
@@ -477,6 +571,60 @@ BOOST_AUTO_TEST_CASE(rule09_identity_change_resets) {
     BOOST_TEST(fresh->calls().back() == "verify v2.0.0");  // the old repo's v9 was ignored
 }
 
+// Rule 6 across reloads: a failed tag stays failed after the component is removed (its
+// worker ended) and added again with the same repo.
+BOOST_AUTO_TEST_CASE(rule06_failed_set_survives_remove_and_readd) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    a->installFails = {"v2.0.0"};
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    h.engine->setComponents({});
+    h.idle();
+    auto again = std::make_shared<FakeDeployer>(A, std::string("v1.0.0"));
+    h.engine->setComponents({{component(A), again}});
+    BOOST_REQUIRE(h.engine->waitDiscovered(Millis(5000)));
+    h.idle();
+    BOOST_TEST(h.status(A).failed == Lines{"v2.0.0"});
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    BOOST_TEST(again->calls() == Lines{"discover"});
+}
+
+// Rule 9: fixing a component's asset makes its failed releases eligible again at once
+// (no new release needed); a repo change instead forgets the old repo's candidates.
+BOOST_AUTO_TEST_CASE(rule09_asset_change_retries_failed_keeps_candidates) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    h.fetcher.failWith(A, "v2.0.0", ErrorCode::kNotFound, 1);  // wrong asset pattern
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    h.idle();
+    BOOST_TEST(h.status(A).failed == Lines{"v2.0.0"});
+    BOOST_TEST(h.installs(A).empty());
+    auto cfg = component(A);
+    cfg.asset = A + "-{version}-fixed.tar.gz";
+    h.engine->setComponents({{cfg, a}});
+    BOOST_REQUIRE(h.engine->waitDiscovered(Millis(5000)));
+    h.idle();
+    BOOST_TEST(h.status(A).failed.empty());
+    BOOST_TEST(h.installs(A) == Lines{"install v2.0.0 from v1.0.0"});
+    BOOST_TEST(*h.status(A).current == "v2.0.0");
+}
+
+// The proxy's filter compares repos case-insensitively (GitHub does); the engine must not
+// drop what the filter let through.
+BOOST_AUTO_TEST_CASE(announcement_repo_compared_case_insensitively) {
+    Harness h;
+    h.add(A, std::string("v1.0.0"));
+    h.managed[0].first.repo = "Acme/Web";
+    h.start();
+    h.announce({Announcement{A, "acme/web", "v2.0.0", ""}});
+    h.idle();
+    BOOST_TEST(*h.status(A).current == "v2.0.0");
+}
+
 // Rule 10: shutdown cancels a hanging download and a hanging install within the budget;
 // the interrupted install leaves an "interrupted" marker, the download none.
 BOOST_AUTO_TEST_CASE(rule10_shutdown_cancels_downloads_and_hooks) {
@@ -506,6 +654,52 @@ BOOST_AUTO_TEST_CASE(rule10_shutdown_cancels_downloads_and_hooks) {
     BOOST_TEST(h.installs("a").size() == 1u);
 }
 
+// Rule 10: shutdown cancels the deployer instance a hook is running on, even after a
+// reload replaced the component's instance (the new one is idle).
+BOOST_AUTO_TEST_CASE(rule10_shutdown_cancels_instance_in_use_after_reload) {
+    Harness h;
+    auto old = h.add(A, std::string("v1.0.0"));
+    auto hang = std::make_shared<Gate>();
+    old->installGates["v2.0.0"] = hang;
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(hang->waitForWaiters(1));
+    auto cfg = component(A);
+    cfg.verifyTimeoutS = 5;  // a changed setting: the runtime hands over a new instance
+    auto fresh = std::make_shared<FakeDeployer>(A, std::string("v1.0.0"));
+    h.engine->setComponents({{cfg, fresh}});
+    BOOST_TEST(h.engine->shutdown(Millis(5000)));
+    BOOST_TEST(old->cancelled());
+}
+
+// An exception escaping a step (a hook thread that cannot be created, bad_alloc) fails
+// the step instead of terminating the agent: rolled back, reported, tag failed; a throwing
+// discovery degrades only that component.
+BOOST_AUTO_TEST_CASE(exception_in_step_is_a_failed_step) {
+    Harness h;
+    auto a = h.add("a", std::string("v1.0.0"));
+    auto b = h.add("b", std::string("v1.0.0"));
+    a->installThrows = {"v2.0.0"};
+    b->discoverThrows = true;
+    h.start();
+    BOOST_TEST(h.status("b").degraded);
+    h.announce({ann("a", "v2.0.0")});
+    h.idle();
+    BOOST_TEST(h.sink.lines("a") ==
+               (Lines{"apply_started a v2.0.0 from v1.0.0",
+                      "apply_failed a v2.0.0 from v1.0.0 install rb=v1.0.0 ok=1"}));
+    BOOST_TEST(h.sink.events().back().error->find("internal error") != std::string::npos);
+    BOOST_TEST(a->calls().back() == "rollback v1.0.0 failed v2.0.0");
+    BOOST_TEST(h.status("a").failed == Lines{"v2.0.0"});
+    h.announce({ann("a", "v3.0.0")});
+    h.idle();
+    BOOST_TEST(*h.status("a").current == "v3.0.0");
+    b->discoverThrows = false;
+    h.announce({ann("b", "v2.0.0")});  // a new release: discovered again, then applied
+    h.idle();
+    BOOST_TEST(*h.status("b").current == "v2.0.0");
+}
+
 // Rule 11: the marker exists (durably, with tag, from_tag and phase) during the apply and
 // is gone after it.
 BOOST_AUTO_TEST_CASE(rule11_marker_written_during_apply) {
@@ -525,6 +719,26 @@ BOOST_AUTO_TEST_CASE(rule11_marker_written_during_apply) {
     gate->open();
     h.idle();
     BOOST_TEST(!std::filesystem::exists(h.markerPath(A)));
+}
+
+// Rule 11: the marker stays until the rollback after a failed verify has finished, so a
+// crash during the rollback is still seen by the next run.
+BOOST_AUTO_TEST_CASE(rule11_marker_kept_during_rollback) {
+    Harness h;
+    auto a = h.add(A, std::string("v1.0.0"));
+    a->verifyFails = {"v2.0.0"};
+    a->rollbackGate = std::make_shared<Gate>();
+    h.start();
+    h.announce({ann(A, "v2.0.0")});
+    BOOST_REQUIRE(a->rollbackGate->waitForWaiters(1));
+    auto mk = MarkerStore(h.runtimeDir).read(A);
+    BOOST_REQUIRE(mk && *mk);
+    BOOST_TEST((*mk)->tag == "v2.0.0");
+    BOOST_TEST((*mk)->phase == ApplyPhase::kVerify);
+    a->rollbackGate->open();
+    h.idle();
+    BOOST_TEST(!std::filesystem::exists(h.markerPath(A)));
+    BOOST_TEST(*h.status(A).current == "v1.0.0");
 }
 
 struct MarkerCase {
@@ -601,6 +815,40 @@ BOOST_DATA_TEST_CASE(rule11_marker_at_startup, boost::unit_test::data::make(kMar
         h.idle();
         BOOST_TEST(h.installs(A).size() == (mc.tagFailed ? 0u : 1u));
     }
+}
+
+// Rule 11: the recovery rollback itself leaves a "recovering" marker while it runs; a run
+// that finds one (its predecessor died rolling back) does not roll back again but reports
+// and degrades the component, so a rollback that crashes the agent cannot loop.
+BOOST_AUTO_TEST_CASE(rule11_recovery_rollback_not_repeated_after_crash) {
+    {
+        Harness h;
+        auto a = h.add(A, std::string("v2.0.0"));
+        a->rollbackGate = std::make_shared<Gate>();
+        BOOST_REQUIRE(
+            MarkerStore(h.runtimeDir)
+                .write({A, "v2.0.0", std::string("v1.0.0"), ApplyPhase::kVerify, 1, false}));
+        h.engine = std::make_unique<Engine>(h.opts, h.fetcher, h.sink, h.clock, h.random);
+        h.engine->setComponents(h.managed);
+        BOOST_REQUIRE(a->rollbackGate->waitForWaiters(1));
+        auto mk = MarkerStore(h.runtimeDir).read(A);
+        BOOST_REQUIRE(mk && *mk);
+        BOOST_TEST((*mk)->recovering);
+        a->rollbackGate->open();
+        h.idle();
+    }
+    Harness h;
+    auto a = h.add(A, std::string("v2.0.0"));
+    InflightMarker mk{A, "v2.0.0", std::string("v1.0.0"), ApplyPhase::kVerify, 1, false};
+    mk.recovering = true;
+    BOOST_REQUIRE(MarkerStore(h.runtimeDir).write(mk));
+    h.start();
+    BOOST_TEST(a->calls() == Lines{"discover"});
+    BOOST_TEST(h.sink.lines() ==
+               Lines{"apply_failed web v2.0.0 from v1.0.0 verify rb=v2.0.0 ok=0"});
+    BOOST_TEST(h.status(A).degraded);
+    BOOST_TEST(h.status(A).failed == Lines{"v2.0.0"});
+    BOOST_TEST(!std::filesystem::exists(h.markerPath(A)));
 }
 
 // Self-update: PENDING_RESTART stops the attempt (no verify, no closing telemetry, no
@@ -687,6 +935,27 @@ BOOST_AUTO_TEST_CASE(rule12_pin_downgrade_ignore_and_unpin) {
     BOOST_TEST(h.installs(A).size() == 3u);
 }
 
+// Rule 12: removing a pin brings the component back up to the newest release announced,
+// even one that was announced while the pinned downgrade ran (then "not newer").
+BOOST_AUTO_TEST_CASE(rule12_unpin_returns_to_newest_announced) {
+    Harness h;
+    auto a = h.add(A, std::string("v3.0.0"), std::string("v1.0.0"));
+    auto gate = std::make_shared<Gate>();
+    a->installGates["v1.0.0"] = gate;
+    h.engine = std::make_unique<Engine>(h.opts, h.fetcher, h.sink, h.clock, h.random);
+    h.engine->setComponents(h.managed);
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    h.announce({ann(A, "v3.0.0")});  // the sync after hello: not newer than v3 yet
+    gate->open();
+    h.idle();
+    BOOST_TEST(*h.status(A).current == "v1.0.0");
+    h.engine->setComponents({{component(A), a}});  // pin removed
+    h.idle();
+    BOOST_TEST(h.installs(A) ==
+               (Lines{"install v1.0.0 from v3.0.0 downgrade", "install v3.0.0 from v1.0.0"}));
+    BOOST_TEST(*h.status(A).current == "v3.0.0");
+}
+
 // Rule 2: announcements that arrive while discovery still runs are kept and judged against
 // the discovered current once it is known.
 BOOST_AUTO_TEST_CASE(rule02_announcements_during_discovery_kept) {
@@ -768,4 +1037,57 @@ BOOST_AUTO_TEST_CASE(status_listener_sees_phases) {
     std::lock_guard<std::mutex> lk(m);
     for (auto p : {"download", "install", "verify", "idle"})
         BOOST_TEST((std::find(phases.begin(), phases.end(), p) != phases.end()), p);
+}
+
+// Status: once setStatusListener returns, the old listener is not running (an abandoned
+// engine's worker must not call into its destroyed owner).
+BOOST_AUTO_TEST_CASE(status_listener_cleared_waits_for_running_call) {
+    Harness h;
+    h.add(A, std::string("v1.0.0"));
+    h.start();
+    auto gate = std::make_shared<Gate>();
+    std::atomic<bool> inside{false}, never{false};
+    h.engine->setStatusListener([&] {
+        inside = true;
+        gate->pass(never);
+        inside = false;
+    });
+    std::thread announcer([&] { h.announce({ann(A, "v2.0.0")}); });
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    std::atomic<bool> insideAtReturn{true};
+    std::thread clearer([&] {
+        h.engine->setStatusListener({});
+        insideAtReturn = inside.load();
+    });
+    std::this_thread::sleep_for(Millis(50));  // a broken clear returns meanwhile
+    gate->open();
+    clearer.join();
+    announcer.join();
+    BOOST_TEST(!insideAtReturn);
+    h.idle();
+}
+
+// Rule 9: apply_jitter_s and max_parallel_downloads changed by reload apply from the next
+// deployment.
+BOOST_AUTO_TEST_CASE(rule09_reload_changes_jitter_and_download_slots) {
+    Harness h;
+    h.opts.maxParallelDownloads = 3;
+    auto gate = std::make_shared<Gate>();
+    for (int i = 0; i < 3; ++i) {
+        std::string n = "c" + std::to_string(i);
+        h.add(n, std::string("v1.0.0"));
+        h.fetcher.holdOn(n, "v2.0.0", gate);
+    }
+    h.start();
+    EngineOptions o = h.opts;
+    o.maxParallelDownloads = 1;
+    o.applyJitterS = 10;  // FixedRandom(0.5): 5 s
+    h.engine->setOptions(o);
+    h.announce({ann("c0", "v2.0.0"), ann("c1", "v2.0.0"), ann("c2", "v2.0.0")});
+    BOOST_REQUIRE(gate->waitForWaiters(1));
+    BOOST_TEST(!gate->waitForWaiters(2, Millis(50)));
+    gate->open();
+    h.idle();
+    BOOST_TEST(h.fetcher.maxConcurrent() == 1);
+    BOOST_TEST(h.clock.sleeps() == (std::vector<Millis>(3, Millis(5000))));
 }

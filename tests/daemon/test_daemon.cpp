@@ -78,6 +78,16 @@ BOOST_AUTO_TEST_CASE(shipped_default_config_asks_for_proxy_url) {
     BOOST_TEST(contains(r.err, "agent.json: proxy.url: required"), r.err);
 }
 
+BOOST_AUTO_TEST_CASE(unknown_option_is_a_usage_error_64) {
+    // 78 means "fix the config file"; a wrong command line is EX_USAGE.
+    TempDir d;
+    auto r = run({kAgent, "--no-such-option"}, d.str());
+    BOOST_TEST(r.code == 64);
+    BOOST_TEST(contains(r.err, "no-such-option"), r.err);
+    r = run({kAgent, "--check-config", "--config"}, d.str());
+    BOOST_TEST(r.code == 64);
+}
+
 BOOST_AUTO_TEST_CASE(check_config_names_missing_proxy_section_as_proxy_url) {
     // The contract's required key is proxy.url; a config without a proxy section says so.
     Fixture f;

@@ -3,6 +3,7 @@
 #include "app/agent_runtime.hpp"
 #include "app/logging.hpp"
 #include "app/status_format.hpp"
+#include "common/error.hpp"
 #include "common/version.hpp"
 
 #include <Poco/Logger.h>
@@ -11,6 +12,8 @@
 #include <Poco/Net/SSLManager.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
+#include <Poco/Util/OptionException.h>
+#include <Poco/Util/OptionProcessor.h>
 #include <Poco/Util/OptionSet.h>
 
 #include <errno.h>
@@ -30,6 +33,7 @@ namespace rra::app {
 namespace {
 
 constexpr int kExitConfig = 78;  // EX_CONFIG
+constexpr int kExitUsage = 64;   // EX_USAGE
 
 sigset_t handledSignals() {
     sigset_t set;
@@ -67,6 +71,35 @@ AgentApp::AgentApp() {
     sigset_t set = handledSignals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     setUnixOptions(true);
+}
+
+int AgentApp::run(int argc, char** argv) {
+    if (auto problem = commandLineProblem(argc, argv)) {
+        std::cerr << "raspi-release-agent: " << *problem << " (see --help)" << std::endl;
+        return kExitUsage;
+    }
+    return ServerApplication::run(argc, argv);
+}
+
+std::optional<std::string> AgentApp::commandLineProblem(int argc, char** argv) {
+    // The same options and rules Poco's init() applies; defining them on a local set has
+    // no side effect (handlers run only from handleOption).
+    Poco::Util::OptionSet set;
+    defineOptions(set);
+    Poco::Util::OptionProcessor processor(set);
+    processor.setUnixStyle(true);
+    try {
+        for (int i = 1; i < argc; ++i) {
+            std::string name, value;
+            processor.process(argv[i], name, value);
+            if (name == "help" || name == "version")
+                return std::nullopt;  // they stop option processing
+        }
+        processor.checkRequired();
+    } catch (const Poco::Util::OptionException& e) {
+        return e.displayText();
+    }
+    return std::nullopt;
 }
 
 void AgentApp::initialize(Poco::Util::Application& self) {
@@ -226,7 +259,9 @@ int AgentApp::runDaemon() {
     AgentRuntime runtime(agentPath());
     if (auto s = runtime.start(std::move(*v.valid)); !s) {
         log.fatal(s.error().message());
-        return EXIT_SOFTWARE;
+        // A config the runtime cannot use (say a work_dir it cannot create) is a config
+        // error, not a bug: systemd must not restart-loop on it.
+        return s.error().code() == ErrorCode::kConfig ? kExitConfig : EXIT_SOFTWARE;
     }
     notifySystemd("READY=1\nSTATUS=running");
 

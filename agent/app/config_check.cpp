@@ -2,14 +2,13 @@
 
 #include "common/version.hpp"
 
+#include <memory>
+#include <mutex>
+
 namespace rra::app {
 
 std::string keyPath(const std::string& origin, const std::string& key) {
-    // Main-file components carry "FILE: components[i]"; drop-ins carry just the file.
-    auto sep = origin.rfind(": ");
-    if (sep != std::string::npos)
-        return origin + "." + key;
-    return origin + ": " + key;
+    return plugins::componentKeyPath(origin, key);
 }
 
 plugins::InstanceContext instanceContext(const config::Config& cfg,
@@ -26,12 +25,14 @@ plugins::InstanceContext instanceContext(const config::Config& cfg,
     ctx.agentPath = agentPath;
     ctx.agentVersion = kAgentVersion;
     ctx.validateOnly = validateOnly;
+    ctx.origin = c.origin;
     return ctx;
 }
 
 std::vector<std::string> checkComponents(const config::Config& cfg,
                                          const plugins::LoadReport& loaded,
-                                         const std::string& agentPath) {
+                                         const std::string& agentPath,
+                                         std::vector<std::string>* warnings) {
     std::vector<std::string> errors;
     std::string available;
     for (const auto& [name, p] : loaded.byName)
@@ -46,8 +47,27 @@ std::vector<std::string> checkComponents(const config::Config& cfg,
                              ")");
             continue;
         }
-        auto inst =
-            plugins::DeployerInstance::create(it->second, instanceContext(cfg, c, agentPath, true));
+        auto ctx = instanceContext(cfg, c, agentPath, true);
+        // Shared with the hook thread, which may outlive this call if create() hangs.
+        struct Collected {
+            std::mutex m;
+            std::vector<std::string> lines;
+        };
+        auto collected = std::make_shared<Collected>();
+        if (warnings)
+            ctx.onLog = [collected](rra_log_level level, const std::string& text) {
+                if (level > RRA_LOG_WARNING) {
+                    plugins::logAtLevel(level, text);
+                    return;
+                }
+                std::lock_guard<std::mutex> lk(collected->m);
+                collected->lines.push_back(text);
+            };
+        auto inst = plugins::DeployerInstance::create(it->second, ctx);
+        if (warnings) {
+            std::lock_guard<std::mutex> lk(collected->m);
+            warnings->insert(warnings->end(), collected->lines.begin(), collected->lines.end());
+        }
         if (inst)
             continue;
         // The plugin names keys relative to the component ("settings.keep: ..."); anchor

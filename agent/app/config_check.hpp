@@ -19,9 +19,12 @@ plugins::InstanceContext instanceContext(const config::Config& cfg,
                                          const config::ComponentConfig& c,
                                          const std::string& agentPath, bool validateOnly);
 
-// One message per problem, each naming the file and key.
+// One message per problem, each naming the file and key. With `warnings`, what the plugins
+// warn about while validating (unknown settings keys) is added there, named the same way;
+// without it, it is logged.
 std::vector<std::string> checkComponents(const config::Config& cfg,
                                          const plugins::LoadReport& plugins,
-                                         const std::string& agentPath);
+                                         const std::string& agentPath,
+                                         std::vector<std::string>* warnings = nullptr);
 
 }  // namespace rra::app

@@ -11,6 +11,7 @@
 #include <Poco/URI.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +19,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <regex>
 #include <set>
@@ -104,15 +104,30 @@ class Fields {
         if (!obj_->has(k) || obj_->isNull(k))
             return std::nullopt;
         Var v = obj_->get(k);
-        if (!v.isInteger() || v.type() == typeid(bool)) {
-            r_.error(join(prefix_, k), "must be an integer");
-            return std::nullopt;
-        }
         long long n = 0;
-        try {
-            n = v.convert<long long>();
-        } catch (const Poco::Exception&) {
-            r_.error(join(prefix_, k), "integer out of range");
+        if (v.isInteger() && v.type() != typeid(bool)) {
+            try {
+                n = v.convert<long long>();
+            } catch (const Poco::Exception&) {
+                r_.error(join(prefix_, k), "integer out of range");
+                return std::nullopt;
+            }
+        } else if (v.isNumeric() && v.type() != typeid(bool)) {
+            // 8.0 is the integer 8, as the plugins' SettingsReader reads it too.
+            double d = v.convert<double>();
+            if (!std::isfinite(d) || std::floor(d) != d) {
+                r_.error(join(prefix_, k), "must be an integer");
+                return std::nullopt;
+            }
+            if (d < static_cast<double>(min) || d > static_cast<double>(max)) {
+                std::ostringstream os;
+                os << "must be between " << min << " and " << max << " (got " << d << ")";
+                r_.error(join(prefix_, k), os.str());
+                return std::nullopt;
+            }
+            n = static_cast<long long>(d);
+        } else {
+            r_.error(join(prefix_, k), "must be an integer");
             return std::nullopt;
         }
         if (n < min || n > max) {
@@ -122,6 +137,17 @@ class Fields {
             return std::nullopt;
         }
         return static_cast<int>(n);
+    }
+
+    // A file or directory name: an empty string would silently mean the current
+    // directory or the default, so it is refused; null or no key means the default.
+    std::optional<std::string> path(const std::string& k) {
+        auto s = str(k);
+        if (s && s->empty()) {
+            r_.error(join(prefix_, k), "must not be empty (leave the key out for the default)");
+            return std::nullopt;
+        }
+        return s;
     }
 
     std::optional<bool> boolean(const std::string& k) {
@@ -164,24 +190,70 @@ class Fields {
     std::set<std::string> known_;
 };
 
+// Config and token files are small; anything bigger is a mistake (--config=/dev/zero, a
+// log file named *.json) and must not eat the memory of a Raspberry Pi.
+constexpr off_t kMaxFileBytes = 1 << 20;
+
+// Reads a regular file. The open does not block (a FIFO named x.json would hang the
+// agent) and the type is checked on the opened file, so nothing can be swapped in between.
 std::optional<std::string> readFile(const std::string& path, std::string& why) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         why = "cannot read: " + std::string(strerror(errno));
         return std::nullopt;
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    struct stat st {};
+    std::string text;
+    if (::fstat(fd, &st) != 0) {
+        why = "cannot read: " + std::string(strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        why = S_ISDIR(st.st_mode) ? "not a regular file (a directory)" : "not a regular file";
+    } else if (st.st_size > kMaxFileBytes) {
+        why = "too large (" + std::to_string(st.st_size) + " bytes; the limit is 1 MiB)";
+    } else {
+        char buf[65536];
+        while (true) {
+            ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                why = "cannot read: " + std::string(strerror(errno));
+                break;
+            }
+            if (n == 0)
+                break;
+            text.append(buf, static_cast<size_t>(n));
+            if (text.size() > static_cast<size_t>(kMaxFileBytes)) {
+                why = "too large (more than 1 MiB)";  // grew while we read it
+                break;
+            }
+        }
+    }
+    ::close(fd);
+    if (!why.empty())
+        return std::nullopt;
+    return text;
 }
 
 // Parses `text` as a JSON object; on failure reports the line and column.
-Object::Ptr parseObject(const std::string& text, Report& r) {
-    if (auto syntax = findJsonSyntaxError(text)) {
-        r.error("", "malformed JSON at line " + std::to_string(syntax->line) + ", column " +
-                        std::to_string(syntax->column) + ": " + syntax->message);
+Object::Ptr parseObject(std::string text, Report& r) {
+    auto place = [](int line, int column) {
+        return "line " + std::to_string(line) + ", column " + std::to_string(column);
+    };
+    auto check = checkJsonSyntax(text);
+    for (const auto& w : check.warnings)
+        r.warning(w.key, w.message + " at " + place(w.line, w.column));
+    if (auto syntax = check.error) {
+        if (!syntax->key.empty())
+            r.error(syntax->key, syntax->message + " at " + place(syntax->line, syntax->column));
+        else
+            r.error("", "malformed JSON at " + place(syntax->line, syntax->column) + ": " +
+                            syntax->message);
         return nullptr;
     }
+    // The syntax check skips a byte order mark; Poco's parser does not.
+    if (text.compare(0, kUtf8Bom.size(), kUtf8Bom) == 0)
+        text.erase(0, kUtf8Bom.size());
     try {
         Poco::JSON::Parser parser;
         Var v = parser.parse(text);
@@ -225,13 +297,18 @@ std::optional<Secret> readTokenFile(const std::string& path, const std::string& 
         r.error(key, "token file '" + path + "' is not a regular file");
         return std::nullopt;
     }
-    if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-        char mode[8];
-        snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    char mode[8];
+    snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    if (st.st_mode & (S_IRGRP | S_IROTH)) {
         r.error(key, "token file '" + path + "' has mode " + mode +
-                         ": it must not be readable or writable by group or others (chmod 600)");
+                         ": it must not be readable by group or others (chmod 600)");
         return std::nullopt;
     }
+    // The contract refuses only readable files; a writable one cannot leak the token but
+    // lets others replace it, which deserves a word.
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        r.warning(key, "token file '" + path + "' has mode " + mode +
+                           ": group or others may replace the token (chmod 600)");
     std::string why;
     auto text = readFile(path, why);
     if (!text) {
@@ -313,13 +390,13 @@ void readAgent(Object::Ptr o, Report& r, AgentSection& a) {
         else
             a.arch = *v;
     }
-    if (auto v = f.str("plugin_dir"))
+    if (auto v = f.path("plugin_dir"))
         a.pluginDir = *v;
-    if (auto v = f.str("work_dir"))
+    if (auto v = f.path("work_dir"))
         a.workDir = *v;
-    if (auto v = f.str("components_dir"))
+    if (auto v = f.path("components_dir"))
         a.componentsDir = *v;
-    if (auto v = f.str("runtime_dir"))
+    if (auto v = f.path("runtime_dir"))
         a.runtimeDir = *v;
     if (auto v = f.integer("max_parallel_downloads", 1, 64))
         a.maxParallelDownloads = *v;
@@ -336,11 +413,15 @@ void readAgent(Object::Ptr o, Report& r, AgentSection& a) {
     f.reportUnknown();
 }
 
+const char* const kProxyUrlRequired =
+    "required: set it to the raspi-release-proxy's URL (wss://HOST)";
+
 void readProxy(Object::Ptr o, Report& r, ProxySection& p, std::optional<std::string>& tokenFile) {
     Fields f(o, "proxy", r);
-    auto url = f.str("url");
-    if (!url || url->empty())
-        r.error("proxy.url", "required: set it to the raspi-release-proxy's URL (wss://HOST)");
+    const bool present = f.has("url");
+    auto url = f.str("url");  // a value of the wrong type is reported here
+    if (!present || (url && url->empty()))
+        r.error("proxy.url", kProxyUrlRequired);
     if (auto v = url; v && !v->empty()) {
         try {
             Poco::URI uri(*v);
@@ -356,8 +437,8 @@ void readProxy(Object::Ptr o, Report& r, ProxySection& p, std::optional<std::str
             r.error("proxy.url", "not a valid URL: " + e.displayText());
         }
     }
-    tokenFile = f.str("token_file");
-    p.caFile = f.str("ca_file");
+    tokenFile = f.path("token_file");
+    p.caFile = f.path("ca_file");
     checkCaFile(p.caFile, "proxy.ca_file", r);
     if (auto v = f.number("heartbeat_s", 0.1, 3600))
         p.heartbeatS = static_cast<int>(std::ceil(*v));
@@ -365,8 +446,16 @@ void readProxy(Object::Ptr o, Report& r, ProxySection& p, std::optional<std::str
         p.reconnectInitialMs = *v;
     if (auto v = f.integer("reconnect_max_ms", 1, 86400000))
         p.reconnectMaxMs = *v;
-    if (p.reconnectMaxMs < p.reconnectInitialMs)
-        r.error("proxy.reconnect_max_ms", "must not be smaller than proxy.reconnect_initial_ms");
+    if (p.reconnectMaxMs < p.reconnectInitialMs) {
+        // The cap wins: every reconnect waits reconnect_max_ms. Lowering the initial delay
+        // gives exactly that with a policy that keeps max >= initial.
+        r.warning("proxy.reconnect_max_ms", std::to_string(p.reconnectMaxMs) +
+                                                " is smaller than proxy.reconnect_initial_ms (" +
+                                                std::to_string(p.reconnectInitialMs) +
+                                                "): every reconnect waits " +
+                                                std::to_string(p.reconnectMaxMs) + " ms");
+        p.reconnectInitialMs = p.reconnectMaxMs;
+    }
     if (auto v = f.integer("telemetry_queue", 1, 1000000))
         p.telemetryQueue = *v;
     f.reportUnknown();
@@ -390,15 +479,22 @@ void readGithub(Object::Ptr o, Report& r, GithubSection& g, std::optional<std::s
             r.error("github.api_url", "not a valid URL: " + e.displayText());
         }
     }
-    tokenFile = f.str("token_file");
-    g.caFile = f.str("ca_file");
+    tokenFile = f.path("token_file");
+    g.caFile = f.path("ca_file");
     checkCaFile(g.caFile, "github.ca_file", r);
     if (auto v = f.integer("backoff_initial_s", 1, 86400))
         g.backoffInitialS = *v;
     if (auto v = f.integer("backoff_max_s", 1, 7 * 86400))
         g.backoffMaxS = *v;
-    if (g.backoffMaxS < g.backoffInitialS)
-        r.error("github.backoff_max_s", "must not be smaller than github.backoff_initial_s");
+    if (g.backoffMaxS < g.backoffInitialS) {
+        // The contract's min(backoff_max_s, ...) caps every wait at backoff_max_s; lowering
+        // the initial delay gives exactly that with a policy that keeps max >= initial.
+        r.warning("github.backoff_max_s",
+                  std::to_string(g.backoffMaxS) + " is smaller than github.backoff_initial_s (" +
+                      std::to_string(g.backoffInitialS) + "): every retry waits " +
+                      std::to_string(g.backoffMaxS) + " s");
+        g.backoffInitialS = g.backoffMaxS;
+    }
     if (auto v = f.integer("max_attempts", 1, 100))
         g.maxAttempts = *v;
     f.reportUnknown();
@@ -424,8 +520,14 @@ std::optional<ComponentConfig> readComponent(Object::Ptr o, const std::string& p
             c.type = *v;
     }
     if (auto v = f.str("repo", true)) {
-        if (!std::regex_match(*v, repoRe()) || v->find("..") != std::string::npos)
+        const std::string owner = v->substr(0, v->find('/'));
+        const std::string name = v->substr(v->find('/') + 1);
+        auto dots = [](const std::string& s) { return s == "." || s == ".."; };
+        if (!std::regex_match(*v, repoRe()))
             r.error(join(prefix, "repo"), "'" + *v + "' must be owner/name");
+        else if (dots(owner) || dots(name))
+            r.error(join(prefix, "repo"),
+                    "'" + *v + "' must be owner/name; '.' and '..' are not names");
         else
             c.repo = *v;
     }
@@ -441,7 +543,10 @@ std::optional<ComponentConfig> readComponent(Object::Ptr o, const std::string& p
         c.verifyTimeoutS = *v;
     if (auto v = f.str("pin")) {
         if (!parseSemVer(*v))
-            r.error(join(prefix, "pin"), "'" + *v + "' is not a SemVer tag");
+            r.error(join(prefix, "pin"),
+                    "'" + *v +
+                        "' is not a SemVer tag (like v1.4.2): a pin names one exact release, "
+                        "and the agent must order it against the installed one");
         else
             c.pin = *v;
     }
@@ -534,7 +639,10 @@ LoadResult loadConfig(const std::string& path, const LoadEnvironment& envIn) {
     if (auto a = top.object("agent"))
         readAgent(a, r, cfg.agent);
     std::optional<std::string> proxyTokenFile, githubTokenFile;
-    if (auto p = top.object("proxy", true))
+    // The contract names proxy.url as the required key, so a missing section says that.
+    if (!top.has("proxy"))
+        r.error("proxy.url", kProxyUrlRequired);
+    else if (auto p = top.object("proxy"))
         readProxy(p, r, cfg.proxy, proxyTokenFile);
     if (auto g = top.object("github"))
         readGithub(g, r, cfg.github, githubTokenFile);

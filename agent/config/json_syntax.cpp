@@ -1,7 +1,10 @@
 #include "config/json_syntax.hpp"
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <set>
 
 namespace rra::config {
 namespace {
@@ -10,14 +13,22 @@ class Scanner {
   public:
     explicit Scanner(std::string_view t) : t_(t) {}
 
-    std::optional<SyntaxError> run() {
+    SyntaxCheck run() {
+        SyntaxCheck out;
+        // RFC 8259 lets a parser ignore a leading UTF-8 byte order mark, and some Windows
+        // editors write one; it is invisible, so columns do not count it.
+        if (t_.substr(0, kUtf8Bom.size()) == kUtf8Bom)
+            pos_ = kUtf8Bom.size();
         skipWs();
-        if (!value(0))
-            return err_;
-        skipWs();
-        if (pos_ != t_.size())
-            return fail("unexpected content after the JSON value");
-        return std::nullopt;
+        if (!value(0)) {
+            out.error = err_;
+        } else {
+            skipWs();
+            if (pos_ != t_.size())
+                out.error = fail("unexpected content after the JSON value");
+        }
+        out.warnings = std::move(warnings_);
+        return out;
     }
 
   private:
@@ -47,12 +58,25 @@ class Scanner {
         skipWs();
         if (peek() == '}')
             return advance(), true;
+        const size_t pathLen = path_.size();
+        std::set<std::string_view> seen;
         while (true) {
             skipWs();
             if (peek() != '"')
                 return failB("expected a string key in object");
+            const int keyLine = line_, keyCol = col_;
+            const size_t keyStart = pos_ + 1;
             if (!string())
                 return false;
+            // Raw key text: escapes are not decoded, which only matters for keys nobody
+            // writes ("\u0061" vs "a").
+            std::string_view key = t_.substr(keyStart, pos_ - 1 - keyStart);
+            path_.resize(pathLen);
+            path_ += (pathLen ? "." : "");
+            path_ += key;
+            if (!seen.insert(key).second)
+                warnings_.push_back(SyntaxWarning{keyLine, keyCol, path_,
+                                                  "duplicate key (the last value is used)"});
             skipWs();
             if (peek() != ':')
                 return failB("expected ':' after object key");
@@ -60,6 +84,7 @@ class Scanner {
             skipWs();
             if (!value(depth + 1))
                 return false;
+            path_.resize(pathLen);
             skipWs();
             if (peek() == ',') {
                 advance();
@@ -79,10 +104,14 @@ class Scanner {
         skipWs();
         if (peek() == ']')
             return advance(), true;
-        while (true) {
+        const size_t pathLen = path_.size();
+        for (size_t index = 0;; ++index) {
             skipWs();
+            path_.resize(pathLen);
+            path_ += "[" + std::to_string(index) + "]";
             if (!value(depth + 1))
                 return false;
+            path_.resize(pathLen);
             skipWs();
             if (peek() == ',') {
                 advance();
@@ -126,8 +155,12 @@ class Scanner {
     }
 
     bool number() {
-        if (peek() == '-')
+        const size_t start = pos_;
+        const int startLine = line_, startCol = col_;
+        const bool negative = peek() == '-';
+        if (negative)
             advance();
+        const size_t digits = pos_;
         if (peek() == '0') {
             advance();
         } else if (isDigit(peek())) {
@@ -136,7 +169,10 @@ class Scanner {
         } else {
             return failB("bad number");
         }
+        const std::string_view intPart = t_.substr(digits, pos_ - digits);
+        bool isInteger = true;
         if (peek() == '.') {
+            isInteger = false;
             advance();
             if (!isDigit(peek()))
                 return failB("bad number: digit expected after '.'");
@@ -144,6 +180,7 @@ class Scanner {
                 advance();
         }
         if (peek() == 'e' || peek() == 'E') {
+            isInteger = false;
             advance();
             if (peek() == '+' || peek() == '-')
                 advance();
@@ -152,7 +189,24 @@ class Scanner {
             while (isDigit(peek()))
                 advance();
         }
+        const std::string literal(t_.substr(start, pos_ - start));
+        // Poco wraps integers beyond 64 bits to 0 or clamps them, and throws a place-less
+        // "Syntax error" for larger ones and for doubles that overflow.
+        bool inRange = isInteger ? integerFits(intPart, negative)
+                                 : std::isfinite(std::strtod(literal.c_str(), nullptr));
+        if (!inRange) {
+            err_ = SyntaxError{startLine, startCol, "number out of range (" + literal + ")", path_};
+            return false;
+        }
         return true;
+    }
+
+    // Poco reads a negative integer as Int64 and a positive one as UInt64 at most.
+    static bool integerFits(std::string_view digits, bool negative) {
+        const std::string_view limit = negative ? "9223372036854775808" : "18446744073709551615";
+        if (digits.size() != limit.size())
+            return digits.size() < limit.size();
+        return digits <= limit;
     }
 
     bool literal(std::string_view word) {
@@ -192,7 +246,7 @@ class Scanner {
     bool failB(std::string m) {
         if (pos_ >= t_.size() && m.find("end of file") == std::string::npos)
             m += " (reached end of file)";
-        err_ = SyntaxError{line_, col_, std::move(m)};
+        err_ = SyntaxError{line_, col_, std::move(m), {}};
         return false;
     }
     std::optional<SyntaxError> fail(std::string m) {
@@ -204,12 +258,18 @@ class Scanner {
     size_t pos_ = 0;
     int line_ = 1, col_ = 1;
     SyntaxError err_;
+    std::string path_;  // key path of the value being scanned
+    std::vector<SyntaxWarning> warnings_;
 };
 
 }  // namespace
 
-std::optional<SyntaxError> findJsonSyntaxError(std::string_view text) {
+SyntaxCheck checkJsonSyntax(std::string_view text) {
     return Scanner(text).run();
+}
+
+std::optional<SyntaxError> findJsonSyntaxError(std::string_view text) {
+    return checkJsonSyntax(text).error;
 }
 
 }  // namespace rra::config

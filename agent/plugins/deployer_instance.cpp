@@ -31,6 +31,30 @@ struct TextBuf {
 
 }  // namespace
 
+std::string componentKeyPath(const std::string& origin, const std::string& key) {
+    // Main-file components carry "FILE: components[i]"; drop-ins carry just the file.
+    if (origin.rfind(": ") != std::string::npos)
+        return origin + "." + key;
+    return origin + ": " + key;
+}
+
+std::optional<std::string> anchorSettingsMessage(const std::string& origin,
+                                                 const std::string& component,
+                                                 const std::string& message) {
+    std::string m = message;
+    const std::string named = "component '" + component + "': ";
+    if (m.rfind(named, 0) == 0)
+        m.erase(0, named.size());
+    const std::string settings = "settings";
+    if (m.rfind(settings, 0) != 0 || m.size() == settings.size() ||
+        std::string(".:[").find(m[settings.size()]) == std::string::npos)
+        return std::nullopt;
+    const size_t colon = m.find(": ");
+    if (colon == std::string::npos)
+        return std::nullopt;
+    return componentKeyPath(origin, m.substr(0, colon)) + m.substr(colon);
+}
+
 void CriticalSections::enter() {
     std::lock_guard<std::mutex> lk(gCriticalMutex);
     ++gCriticalOpen;
@@ -88,8 +112,16 @@ DeployerInstance::State* stateOf(rra_host_ctx* ctx) {
 
 void svcLog(rra_host_ctx* ctx, rra_log_level level, const char* message) {
     auto* s = stateOf(ctx);
-    logAtLevel(level,
-               "component '" + s->component + "' (" + s->type + "): " + (message ? message : ""));
+    const std::string m = message ? message : "";
+    std::optional<std::string> anchored;
+    if (!s->ctx.origin.empty())
+        anchored = anchorSettingsMessage(s->ctx.origin, s->component, m);
+    const std::string text =
+        anchored ? *anchored : "component '" + s->component + "' (" + s->type + "): " + m;
+    if (s->ctx.onLog)
+        s->ctx.onLog(level, text);
+    else
+        logAtLevel(level, text);
 }
 
 void svcProgress(rra_host_ctx* ctx, int percent, const char* what) {

@@ -28,7 +28,26 @@ struct InstanceContext {
     std::string agentPath;
     std::string agentVersion;
     bool validateOnly = false;
+    // Where the component is configured ("agent.json: components[2]" or a drop-in's path).
+    // When set, a plugin message about a settings key ("settings.keep: unknown key") is
+    // reported at that key's path, as the config loader names keys.
+    std::string origin;
+    // When set, the plugin's log messages (anchored as above) go here instead of the log:
+    // validation collects them to print them with the loader's warnings. Called from hook
+    // threads, possibly after create() returned (an abandoned hook).
+    std::function<void(rra_log_level, const std::string&)> onLog;
 };
+
+// `key` of the component configured at `origin`: "FILE: components[2]" + "settings.keep" ->
+// "FILE: components[2].settings.keep"; a drop-in "FILE" + "name" -> "FILE: name".
+std::string componentKeyPath(const std::string& origin, const std::string& key);
+
+// A plugin message that starts with a settings key, optionally after "component 'NAME': ",
+// anchored at the key's path: "FILE: components[2].settings.keep: unknown key". Nothing when
+// the message is not about a settings key.
+std::optional<std::string> anchorSettingsMessage(const std::string& origin,
+                                                 const std::string& component,
+                                                 const std::string& message);
 
 // Host service: the verified asset file of another tag of this component.
 using FetchAssetFn = std::function<Expected<std::string>(const std::string& tag)>;

@@ -7,12 +7,17 @@
 #include "config/config_loader.hpp"
 #include "support/test_support.hpp"
 
+#include <sys/stat.h>
+
+#include <filesystem>
+
 using namespace rra;
 using namespace rra::config;
 using rra::test::contains;
 using rra::test::TempDir;
 using rra::test::writeFile;
 namespace bdata = boost::unit_test::data;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -55,10 +60,15 @@ std::string subst(std::string s, const std::string& dir) {
 const char* kComp = R"({"name": "web", "type": "tarball", "repo": "acme/web", "asset": "w.tgz"})";
 
 const BrokenCase kBroken[] = {
+    // The contract names proxy.url as the required key; a missing section says that too.
     {"missing proxy",
      R"({"agent": {"components_dir": "$D/d"}})",
      {},
-     {"agent.json: proxy: required"}},
+     {"agent.json: proxy.url: required"}},
+    {"null proxy",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": null})",
+     {},
+     {"agent.json: proxy.url: required"}},
     {"missing proxy.url",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {}})",
      {},
@@ -95,17 +105,43 @@ const BrokenCase kBroken[] = {
      {},
      {"agent.max_parallel_downloads: must be an integer", "proxy.heartbeat_s: must be a number",
       "github.max_attempts: must be between 1 and 100"}},
-    {"reconnect max below initial",
-     R"({"agent": {"components_dir": "$D/d"},
-        "proxy": {"url": "ws://p", "reconnect_initial_ms": 5000, "reconnect_max_ms": 100}})",
+    // Poco wraps or throws a place-less "Syntax error" on these; the key and place are named.
+    {"integer beyond 64 bits",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p", "heartbeat_s": 99999999999999999999}})",
      {},
-     {"proxy.reconnect_max_ms: must not be smaller"}},
+     {"agent.json: proxy.heartbeat_s: number out of range (99999999999999999999) at line 1"}},
+    {"double overflow in a drop-in",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}})",
+     {{"30-x.json", "{\"name\": \"x\",\n \"settings\": {\"keep\": 1e400}}"}},
+     {"d/30-x.json: settings.keep: number out of range (1e400) at line 2, column 23"}},
+    {"fractional integers",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"},
+        "github": {"max_attempts": 8.5, "backoff_max_s": 1e9}})",
+     {},
+     {"github.max_attempts: must be an integer", "github.backoff_max_s: must be between 1 and"}},
+    {"empty paths",
+     R"({"agent": {"components_dir": "", "work_dir": "", "runtime_dir": "", "plugin_dir": ""},
+        "proxy": {"url": "ws://p", "ca_file": ""}, "github": {"token_file": ""}})",
+     {},
+     {"agent.components_dir: must not be empty", "agent.work_dir: must not be empty",
+      "agent.runtime_dir: must not be empty", "agent.plugin_dir: must not be empty",
+      "proxy.ca_file: must not be empty", "github.token_file: must not be empty"}},
+    {"repo dot segments",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"},
+        "components": [{"name": "a", "type": "deb", "repo": "acme/.", "asset": "a"},
+                       {"name": "b", "type": "deb", "repo": "../web", "asset": "b"}]})",
+     {},
+     {"components[0].repo: 'acme/.' must be owner/name", "components[1].repo: '../web' must be"}},
+    {"drop-in that is a directory",
+     R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}})",
+     {{"40-dir.json/x", "{}"}},
+     {"d/40-dir.json: not a regular file (a directory)"}},
     {"bad repo and pin",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"},
         "components": [{"name": "a", "type": "deb", "repo": "acme", "asset": "a", "pin": "latest"}]})",
      {},
      {"components[0].repo: 'acme' must be owner/name",
-      "components[0].pin: 'latest' is not a SemVer tag"}},
+      "components[0].pin: 'latest' is not a SemVer tag (like v1.4.2): a pin names one"}},
     {"components not array",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"}, "components": {}})",
      {},
@@ -114,7 +150,7 @@ const BrokenCase kBroken[] = {
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p"},
         "github": {"token_file": "$D/gh-open"}})",
      {},
-     {"github.token_file: token file '$D/gh-open' has mode 0644"}},
+     {"github.token_file: token file '$D/gh-open' has mode 0644: it must not be readable"}},
     {"token file empty",
      R"({"agent": {"components_dir": "$D/d"}, "proxy": {"url": "ws://p", "token_file": "$D/empty"}})",
      {},
@@ -274,4 +310,117 @@ BOOST_AUTO_TEST_CASE(diff_reports_added_removed_changed_and_inventory) {
     auto d3 = diffConfigs(a, b);
     BOOST_TEST(d3.proxyChanged);
     BOOST_TEST(!contains(d3.describe(), "new"));
+}
+
+BOOST_AUTO_TEST_CASE(max_below_initial_is_a_warning_and_the_cap_wins) {
+    // Small values are valid (contract): a backoff_max_s or reconnect_max_ms below the
+    // initial delay warns and every wait is the cap (min(max, ...)), not an error.
+    TempDir d;
+    auto res =
+        loadConfig(mainFile(d, R"({"agent": {"components_dir": ")" + d.str("none") +
+                                   R"("}, "proxy": {"url": "ws://p", "reconnect_max_ms": 100},
+                                     "github": {"backoff_max_s": 2}})"),
+                   env());
+    BOOST_REQUIRE_MESSAGE(res.ok(), (res.errors.empty() ? "" : res.errors[0]));
+    BOOST_TEST(res.config->proxy.reconnectMaxMs == 100);
+    BOOST_TEST(res.config->proxy.reconnectInitialMs == 100);
+    BOOST_TEST(res.config->github.backoffMaxS == 2);
+    BOOST_TEST(res.config->github.backoffInitialS == 2);
+    std::string all;
+    for (const auto& w : res.warnings)
+        all += w + "\n";
+    BOOST_TEST(contains(all,
+                        "agent.json: proxy.reconnect_max_ms: 100 is smaller than "
+                        "proxy.reconnect_initial_ms (1000): every reconnect waits 100 ms"),
+               all);
+    BOOST_TEST(contains(all,
+                        "agent.json: github.backoff_max_s: 2 is smaller than "
+                        "github.backoff_initial_s (60): every retry waits 2 s"),
+               all);
+}
+
+BOOST_AUTO_TEST_CASE(whole_number_floats_are_integers) {
+    // 8.0 reads as 8, as the plugins' SettingsReader reads it.
+    TempDir d;
+    auto res = loadConfig(mainFile(d, R"({"agent": {"components_dir": ")" + d.str("none") +
+                                          R"(", "max_parallel_downloads": 3.0},
+                                     "proxy": {"url": "ws://p"}, "github": {"max_attempts": 8.0}})"),
+                          env());
+    BOOST_REQUIRE_MESSAGE(res.ok(), (res.errors.empty() ? "" : res.errors[0]));
+    BOOST_TEST(res.config->github.maxAttempts == 8);
+    BOOST_TEST(res.config->agent.maxParallelDownloads == 3);
+}
+
+BOOST_AUTO_TEST_CASE(byte_order_mark_is_skipped) {
+    // RFC 8259 lets parsers ignore a leading UTF-8 BOM; Windows editors write one.
+    TempDir d;
+    writeFile(
+        d.str("d/10-a.json"),
+        "\xEF\xBB\xBF{\"name\": \"a\", \"type\": \"deb\", \"repo\": \"o/a\", \"asset\": \"a\"}");
+    auto res = loadConfig(mainFile(d,
+                                   "\xEF\xBB\xBF{\"proxy\": {\"url\": \"ws://p\"}, \"agent\": "
+                                   "{\"components_dir\": \"" +
+                                       d.str("d") + "\"}}"),
+                          env());
+    BOOST_REQUIRE_MESSAGE(res.ok(), (res.errors.empty() ? "" : res.errors[0]));
+    BOOST_TEST(res.config->components.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_keys_warn_with_place) {
+    // Poco keeps the last of two equal keys silently; the operator hears about it.
+    TempDir d;
+    auto res = loadConfig(mainFile(d, "{\"agent\": {\"components_dir\": \"" + d.str("none") +
+                                          "\"},\n \"proxy\": {\"url\": \"ws://a\", \"url\": "
+                                          "\"ws://b\"}}"),
+                          env());
+    BOOST_REQUIRE_MESSAGE(res.ok(), (res.errors.empty() ? "" : res.errors[0]));
+    BOOST_TEST(res.config->proxy.url == "ws://b");
+    std::string all;
+    for (const auto& w : res.warnings)
+        all += w + "\n";
+    BOOST_TEST(contains(all,
+                        "agent.json: proxy.url: duplicate key (the last value is used) at "
+                        "line 2, column 29"),
+               all);
+}
+
+BOOST_AUTO_TEST_CASE(token_file_writable_by_others_only_warns) {
+    // The contract refuses a token file readable by group or others; one only writable
+    // by them cannot leak the token, so it is a warning.
+    TempDir d;
+    writeFile(d.str("tok"), "secret-token-123\n", 0620);
+    auto res = loadConfig(mainFile(d, R"({"agent": {"components_dir": ")" + d.str("none") +
+                                          R"("}, "proxy": {"url": "ws://p", "token_file": ")" +
+                                          d.str("tok") + R"("}})"),
+                          env());
+    BOOST_REQUIRE_MESSAGE(res.ok(), (res.errors.empty() ? "" : res.errors[0]));
+    BOOST_TEST(res.config->proxy.token.reveal() == "secret-token-123");
+    std::string all;
+    for (const auto& w : res.warnings)
+        all += w + "\n";
+    BOOST_TEST(contains(all, "proxy.token_file: token file '" + d.str("tok") + "' has mode 0620"),
+               all);
+    BOOST_TEST(!contains(all, "secret-token-123"));
+}
+
+BOOST_AUTO_TEST_CASE(special_files_are_refused_by_name) {
+    // A directory, a FIFO (which would block a plain open), a device and an oversized file
+    // are refused with their name instead of hanging, eating memory or "malformed JSON".
+    TempDir d;
+    fs::create_directories(d.path() / "dir.json");
+    BOOST_REQUIRE(::mkfifo(d.str("fifo.json").c_str(), 0600) == 0);
+    writeFile(d.str("big.json"), "{\"proxy\": {\"url\": \"ws://p\"}}" + std::string(2 << 20, ' '));
+    const std::pair<std::string, std::string> cases[] = {
+        {d.str("dir.json"), "not a regular file (a directory)"},
+        {d.str("fifo.json"), "not a regular file"},
+        {"/dev/zero", "not a regular file"},
+        {d.str("big.json"), "too large (2097180 bytes; the limit is 1 MiB)"},
+    };
+    for (const auto& [path, want] : cases) {
+        auto res = loadConfig(path, env());
+        BOOST_TEST_CONTEXT(path) {
+            BOOST_REQUIRE(res.errors.size() == 1u);
+            BOOST_TEST(res.errors[0] == path + ": " + want);
+        }
+    }
 }

@@ -78,6 +78,47 @@ BOOST_AUTO_TEST_CASE(shipped_default_config_asks_for_proxy_url) {
     BOOST_TEST(contains(r.err, "agent.json: proxy.url: required"), r.err);
 }
 
+BOOST_AUTO_TEST_CASE(unknown_option_is_a_usage_error_64) {
+    // 78 means "fix the config file"; a wrong command line is EX_USAGE.
+    TempDir d;
+    auto r = run({kAgent, "--no-such-option"}, d.str());
+    BOOST_TEST(r.code == 64);
+    BOOST_TEST(contains(r.err, "no-such-option"), r.err);
+    r = run({kAgent, "--check-config", "--config"}, d.str());
+    BOOST_TEST(r.code == 64);
+}
+
+BOOST_AUTO_TEST_CASE(check_config_names_missing_proxy_section_as_proxy_url) {
+    // The contract's required key is proxy.url; a config without a proxy section says so.
+    Fixture f;
+    std::string path = f.d.str("agent.json");
+    writeFile(path, R"({"agent": {"components_dir": ")" + f.d.str("components.d") + R"("}})");
+    auto r = run({kAgent, "--check-config", "--config=" + path}, f.d.str());
+    BOOST_TEST(r.code == 78);
+    BOOST_TEST(contains(r.err, path + ": proxy.url: required"), r.err);
+}
+
+BOOST_AUTO_TEST_CASE(check_config_names_unknown_settings_keys_by_file_and_path) {
+    // Unknown keys inside `settings`, found by the real tarball plugin, are warnings that
+    // name the file and the key path like the loader's own; the exit code stays 0.
+    Fixture f;
+    std::string path = f.d.str("agent.json");
+    std::string dropIn = f.d.str("components.d/50-api.json");
+    writeFile(path, R"({"agent": {"id": "pi-test", "work_dir": ")" + f.d.str("work") +
+                        R"(", "runtime_dir": ")" + f.d.str("run") + R"(", "components_dir": ")" +
+                        f.d.str("components.d") + R"("}, "proxy": {"url": "ws://127.0.0.1:9"},
+                "components": [{"name": "web", "type": "tarball", "repo": "acme/web",
+                  "asset": "w.tgz", "settings": {"install_dir": ")" +
+                        f.d.str("web") + R"(", "colour": 1}}]})");
+    writeFile(dropIn, R"({"name": "api", "type": "tarball", "repo": "acme/api", "asset": "a.tgz",
+                  "settings": {"install_dir": ")" +
+                          f.d.str("api") + R"(", "keep2": 3}})");
+    auto r = run({kAgent, "--check-config", "--config=" + path}, f.d.str());
+    BOOST_TEST(r.code == 0, r.err);
+    BOOST_TEST(contains(r.err, path + ": components[0].settings.colour: unknown key"), r.err);
+    BOOST_TEST(contains(r.err, dropIn + ": settings.keep2: unknown key"), r.err);
+}
+
 BOOST_AUTO_TEST_CASE(check_config_reports_each_problem_with_78) {
     // Broken configs exit 78 and name file and key, including the checks that need
     // plugins: unknown type and settings the plugin refuses.

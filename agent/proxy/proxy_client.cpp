@@ -397,10 +397,10 @@ void ProxyClient::run() {
         if (unauthorized)
             logger().error(
                 "proxy refused our credentials (check the proxy token); retrying in %?d ms",
-                static_cast<long long>(delay.count()));
+                static_cast<Poco::Int64>(delay.count()));
         else
             logger().information("reconnecting to the proxy in %?d ms",
-                                 static_cast<long long>(delay.count()));
+                                 static_cast<Poco::Int64>(delay.count()));
         clock_.sleepFor(delay, tok.get());
         std::lock_guard<std::mutex> lk(m_);
         wake_.reset();
@@ -454,7 +454,7 @@ ProxyClient::Outcome ProxyClient::runConnection(const config::ProxySection& cfg,
             if (stopping_)
                 return Outcome::kStopped;
             logger().warning("proxy %s did not answer the upgrade within %?d ms", target->display,
-                             static_cast<long long>(kConnectTimeout.count()));
+                             static_cast<Poco::Int64>(kConnectTimeout.count()));
             return Outcome::kFailed;
         }
         const int status = response.getStatus();
@@ -633,7 +633,7 @@ ProxyClient::Outcome ProxyClient::serve(Link& link, const config::ProxySection& 
             // this thread was busy elsewhere (an inventory waiting for discovery) count.
             if (clock_.now() - lastFrame >= 2 * heartbeat) {
                 logger().warning("no frame from the proxy for %?d ms: connection considered dead",
-                                 static_cast<long long>(2 * heartbeat.count()));
+                                 static_cast<Poco::Int64>(2 * heartbeat.count()));
                 return Outcome::kFailed;
             }
             continue;
@@ -663,7 +663,7 @@ ProxyClient::Outcome ProxyClient::serve(Link& link, const config::ProxySection& 
             }
             logger().warning(
                 "no complete frame from the proxy within %?d ms: connection considered dead",
-                static_cast<long long>(
+                static_cast<Poco::Int64>(
                     std::chrono::duration_cast<Millis>(clock_.now() - lastFrame).count()));
             return Outcome::kFailed;
         }

@@ -383,6 +383,8 @@ BOOST_FIXTURE_TEST_CASE(close_4001_waits_the_cap_and_logs_an_error_each_time, Cl
         BOOST_TEST(d.count() == 7000);
     BOOST_TEST(capture->count("4001") >= 3u);
     BOOST_TEST(capture->errors() >= 3);
+    // The delay is printed (Poco's %?d takes Poco::Int64, which is long, not long long).
+    BOOST_TEST(capture->count("retrying in 7000 ms") >= 3u);
     // A fixed token (here: the proxy accepting again) brings the connection up.
     fake.setHelloReply(FakeProxy::HelloReply::kSync);
     BOOST_TEST(waitUntil([&] { return connectedCalls.load() >= 1; }));

@@ -14,6 +14,8 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/Logger.h>
 #include <Poco/Message.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/Net/WebSocket.h>
 #include <Poco/Pipe.h>
 #include <Poco/PipeStream.h>
@@ -537,6 +539,36 @@ BOOST_FIXTURE_TEST_CASE(a_frame_trickling_in_is_dead_after_two_intervals, Client
         return fake.messages("hello").size() >= 2;
     }));
     BOOST_TEST(capture->count("no complete frame from the proxy") >= 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(an_upgrade_answer_trickling_in_times_out, ClientFixture) {
+    // Slow loris during the handshake: a server that answers the upgrade with a few bytes
+    // and then nothing. The whole answer must come within kConnectTimeout (virtual time),
+    // not each read; then the agent tries again.
+    fake.stop();
+    Poco::Net::ServerSocket listener(Poco::Net::SocketAddress("127.0.0.1", 0));
+    std::atomic<int> accepted{0};
+    std::atomic<bool> done{false};
+    std::thread server([&] {
+        std::vector<Poco::Net::StreamSocket> held;
+        while (!done) {
+            if (!listener.poll(Poco::Timespan(0, 20000), Poco::Net::Socket::SELECT_READ))
+                continue;
+            held.push_back(listener.acceptConnection());
+            ++accepted;
+            held.back().sendBytes("HTTP/1.1 1", 10);  // and never the rest
+        }
+    });
+    cfg.url = "ws://127.0.0.1:" + std::to_string(listener.address().port());
+    startClient();
+    BOOST_TEST(waitUntil([&] {
+        clock.advance(Millis(1000));
+        return accepted.load() >= 2;
+    }));
+    BOOST_TEST(capture->count("did not answer the upgrade") >= 1u);
+    client->stop();  // also not held by the pending handshake read
+    done = true;
+    server.join();
 }
 
 BOOST_FIXTURE_TEST_CASE(stop_is_not_held_by_a_pending_read, ClientFixture) {

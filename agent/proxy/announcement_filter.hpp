@@ -16,7 +16,8 @@ struct FilterResult {
     std::vector<std::string> warnings;  // one per dropped entry, naming component and tag
 };
 
-// Repos compare case-insensitively because GitHub treats owner/name that way.
+// Repos compare with common::sameRepo (case-insensitive, as GitHub treats owner/name).
+// Proxy-supplied text in the warnings is passed through excerpt(): one bounded log line.
 FilterResult filterAnnouncements(const std::vector<Announcement>& announcements,
                                  const std::vector<config::ComponentConfig>& components);
 

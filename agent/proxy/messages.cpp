@@ -8,6 +8,8 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/Timestamp.h>
 
+#include <algorithm>
+#include <optional>
 #include <sstream>
 
 namespace rra::proxy {
@@ -21,8 +23,13 @@ Object::Ptr newObject() {
     return new Object(Poco::JSON_PRESERVE_KEY_ORDER);
 }
 
+// Every string the encoders write goes through these two.
+Var str(const std::string& s) {
+    return Var(toValidUtf8(s));
+}
+
 Var optString(const std::optional<std::string>& s) {
-    return s ? Var(*s) : Var();
+    return s ? str(*s) : Var();
 }
 
 std::string stringify(const Object::Ptr& o) {
@@ -35,9 +42,9 @@ Array::Ptr componentsArray(const std::vector<ComponentReport>& components) {
     Array::Ptr arr = new Array();
     for (const auto& c : components) {
         Object::Ptr o = newObject();
-        o->set("name", c.name);
-        o->set("repo", c.repo);
-        o->set("kind", c.kind);
+        o->set("name", str(c.name));
+        o->set("repo", str(c.repo));
+        o->set("kind", str(c.kind));
         o->set("current", optString(c.current));
         arr->add(o);
     }
@@ -69,18 +76,74 @@ Expected<Announcement> announcementFrom(const Object::Ptr& o, const std::string&
     return a;
 }
 
-std::string excerpt(std::string_view frame) {
-    constexpr size_t kMax = 80;
-    std::string s(frame.substr(0, kMax));
-    for (char& c : s)
-        if (static_cast<unsigned char>(c) < 0x20)
-            c = ' ';
-    if (frame.size() > kMax)
+}  // namespace
+
+std::string toValidUtf8(std::string_view text) {
+    static constexpr char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
+    std::string out;
+    out.reserve(text.size());
+    size_t i = 0;
+    while (i < text.size()) {
+        const auto lead = static_cast<unsigned char>(text[i]);
+        if (lead < 0x80) {
+            out += static_cast<char>(lead);
+            ++i;
+            continue;
+        }
+        // Length and the allowed range of the second byte (RFC 3629 table): the narrowed
+        // ranges exclude overlong forms, surrogates and code points above U+10FFFF.
+        size_t tail = 0;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (lead >= 0xC2 && lead <= 0xDF) {
+            tail = 1;
+        } else if (lead >= 0xE0 && lead <= 0xEF) {
+            tail = 2;
+            if (lead == 0xE0)
+                lo = 0xA0;
+            else if (lead == 0xED)
+                hi = 0x9F;
+        } else if (lead >= 0xF0 && lead <= 0xF4) {
+            tail = 3;
+            if (lead == 0xF0)
+                lo = 0x90;
+            else if (lead == 0xF4)
+                hi = 0x8F;
+        } else {
+            out += kReplacement;  // 0x80..0xC1, 0xF5..0xFF never start a sequence
+            ++i;
+            continue;
+        }
+        size_t good = 1;  // bytes of the sequence that fit so far
+        while (good <= tail && i + good < text.size()) {
+            const auto c = static_cast<unsigned char>(text[i + good]);
+            const bool ok = good == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
+            if (!ok)
+                break;
+            ++good;
+        }
+        if (good == tail + 1)
+            out.append(text.substr(i, good));
+        else
+            out += kReplacement;
+        i += good;
+    }
+    return out;
+}
+
+std::string excerpt(std::string_view text, size_t maxBytes) {
+    std::string s = toValidUtf8(text.substr(0, maxBytes));
+    for (size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7F) {
+            s[i] = ' ';
+        } else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9F) {
+            s.replace(i, 2, " ");  // C1 control (U+0080..U+009F), e.g. a terminal CSI
+        }
+    }
+    if (text.size() > maxBytes)
         s += "...";
     return s;
 }
-
-}  // namespace
 
 std::string formatUtcMillis(WallTime t) {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
@@ -92,9 +155,9 @@ std::string encodeHello(const std::string& agentId, const std::string& agentVers
     Object::Ptr o = newObject();
     o->set("type", "hello");
     o->set("protocol", kProtocolVersion);
-    o->set("agent_id", agentId);
-    o->set("agent_version", agentVersion);
-    o->set("arch", arch);
+    o->set("agent_id", str(agentId));
+    o->set("agent_version", str(agentVersion));
+    o->set("arch", str(arch));
     o->set("components", componentsArray(components));
     return stringify(o);
 }
@@ -103,8 +166,8 @@ std::string encodeInventory(const std::string& agentId, const std::string& arch,
                             const std::vector<ComponentReport>& components) {
     Object::Ptr o = newObject();
     o->set("type", "inventory");
-    o->set("agent_id", agentId);
-    o->set("arch", arch);
+    o->set("agent_id", str(agentId));
+    o->set("arch", str(arch));
     o->set("components", componentsArray(components));
     return stringify(o);
 }
@@ -112,10 +175,10 @@ std::string encodeInventory(const std::string& agentId, const std::string& arch,
 std::string encodeTelemetry(const std::string& agentId, const TelemetryEvent& ev) {
     Object::Ptr o = newObject();
     o->set("type", "telemetry");
-    o->set("id", ev.id);
-    o->set("agent_id", agentId);
-    o->set("component", ev.component);
-    o->set("tag", ev.tag);
+    o->set("id", str(ev.id));
+    o->set("agent_id", str(agentId));
+    o->set("component", str(ev.component));
+    o->set("tag", str(ev.tag));
     o->set("from_tag", optString(ev.fromTag));
     o->set("event", toString(ev.event));
     o->set("at", formatUtcMillis(ev.at));
@@ -123,7 +186,7 @@ std::string encodeTelemetry(const std::string& agentId, const TelemetryEvent& ev
         o->set("duration_ms", static_cast<Poco::Int64>(ev.durationMs.value_or(0)));
     if (ev.event == TelemetryKind::kApplyFailed) {
         o->set("phase", toString(ev.phase.value_or(ApplyPhase::kInstall)));
-        o->set("error", ev.error.value_or(""));
+        o->set("error", str(ev.error.value_or("")));
         o->set("rolled_back_to", optString(ev.rolledBackTo));
         o->set("rollback_ok", ev.rollbackOk.value_or(false));
     }
@@ -159,20 +222,33 @@ Expected<Incoming> decode(std::string_view frame) {
             if (!o->has("releases") || o->get("releases").type() != typeid(Array::Ptr))
                 return fail(ErrorCode::kProtocol, "sync: 'releases' must be an array");
             Array::Ptr arr = o->getArray("releases");
-            for (size_t i = 0; i < arr->size(); ++i) {
+            // One warning per bad entry would let a single message allocate millions of
+            // strings: describe the first few, count the rest.
+            const size_t total = arr->size();
+            const size_t n = std::min(total, kMaxSyncEntries);
+            size_t skipped = 0;
+            for (size_t i = 0; i < n; ++i) {
                 std::string where = "sync: releases[" + std::to_string(i) + "]";
                 Object::Ptr entry = arr->getObject(static_cast<unsigned>(i));
+                std::optional<std::string> problem;
                 if (!entry) {
-                    in.warnings.push_back(where + ": not an object, skipped");
-                    continue;
+                    problem = where + ": not an object, skipped";
+                } else if (auto a = announcementFrom(entry, where)) {
+                    in.releases.push_back(std::move(*a));
+                } else {
+                    problem = a.error().message() + ", skipped";
                 }
-                auto a = announcementFrom(entry, where);
-                if (!a) {
-                    in.warnings.push_back(a.error().message() + ", skipped");
-                    continue;
-                }
-                in.releases.push_back(std::move(*a));
+                if (problem && ++skipped <= kMaxWarningExamples)
+                    in.warnings.push_back(std::move(*problem));
             }
+            if (skipped > kMaxWarningExamples)
+                in.warnings.push_back("sync: " + std::to_string(skipped) +
+                                      " malformed entries skipped in all (the first " +
+                                      std::to_string(kMaxWarningExamples) + " named above)");
+            if (total > n)
+                in.warnings.push_back("sync: " + std::to_string(total) +
+                                      " entries, only the first " + std::to_string(n) +
+                                      " were read");
         } else if (*type == "release") {
             in.type = Incoming::Type::kRelease;
             auto a = announcementFrom(o, "release");

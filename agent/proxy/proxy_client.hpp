@@ -47,6 +47,11 @@ class ProxyClient {
     // Reconnects at once if url, token, CA file or heartbeat changed; backoff bounds and
     // queue size apply from now on.
     void reconfigure(const config::ProxySection& cfg);
+    // The same, and the agent's identity: a new agent_id reconnects (it is in the URL and
+    // the hello), a new arch alone sends an inventory carrying it. Cheap when nothing
+    // changed, so a reload may call it every time.
+    void reconfigure(const config::ProxySection& cfg, const std::string& agentId,
+                     const std::string& arch);
     void sendInventory();  // after a reload changed the component set or a repo
     // Fills `id` (UUID) and `at` (now) when empty; queued; sent when connected, resent
     // after each reconnect until acked. Thread-safe.
@@ -57,28 +62,33 @@ class ProxyClient {
 
     static constexpr Millis kConnectTimeout{5000};
     static constexpr Millis kPollInterval{50};
+    // Largest message taken from the proxy (one frame or all fragments of one message);
+    // a larger one closes the connection with 4000.
+    static constexpr int kMaxMessageBytes = 1024 * 1024;
 
   private:
     enum class Outcome { kStopped, kReconfigure, kUnauthorized, kFailed };
     struct Link;  // the Poco session + WebSocket of one connection
 
     void run();
-    Outcome runConnection(const config::ProxySection& cfg);
-    Outcome serve(Link& link, const config::ProxySection& cfg);
+    Outcome runConnection(const config::ProxySection& cfg, const std::string& agentId);
+    Outcome serve(Link& link, const config::ProxySection& cfg, const std::string& agentId);
     // Nothing: keep the connection; otherwise leave it with that outcome.
     std::optional<Outcome> handleText(Link& link, const std::string& text, bool& synced);
-    void closeLink(Link& link, uint16_t code, const std::string& reason);
+    // Sends a close frame; with waitForPeer, reads (bounded) until the peer's close.
+    void closeLink(Link& link, uint16_t code, const std::string& reason, bool waitForPeer = true);
     std::vector<ComponentReport> inventory();
 
-    const std::string agentId_, arch_, agentVersion_;
+    const std::string agentVersion_;
     const Callbacks callbacks_;
     Clock& clock_;
     ReconnectPolicy policy_;  // client thread only
 
     mutable std::mutex m_;
     config::ProxySection cfg_;
+    std::string agentId_, arch_;
     TelemetryQueue queue_;
-    bool stopping_ = false;
+    std::atomic<bool> stopping_{false};  // also read, lock-free, by the read watchdog
     bool reconnectRequested_ = false;
     bool inventoryRequested_ = false;
     std::shared_ptr<CancelToken> wake_;  // interrupts the backoff sleep

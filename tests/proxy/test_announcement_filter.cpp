@@ -2,6 +2,7 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include "common/repo_name.hpp"
 #include "proxy/announcement_filter.hpp"
 
 #include <ostream>
@@ -73,6 +74,28 @@ BOOST_AUTO_TEST_CASE(batch_keeps_order_and_counts_warnings) {
     BOOST_TEST(r.accepted[0].tag == "v1.0.0");
     BOOST_TEST(r.accepted[1].tag == "v1.1.0");
     BOOST_TEST(r.warnings.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(same_repo_ignores_ascii_case_only) {
+    // The shared helper the engine uses too: case-insensitive, otherwise exact.
+    BOOST_TEST(common::sameRepo("acme/web-ui", "Acme/WEB-UI"));
+    BOOST_TEST(common::sameRepo("", ""));
+    BOOST_TEST(!common::sameRepo("acme/web-ui", "acme/web-ui2"));
+    BOOST_TEST(!common::sameRepo("acme/web-ui", "acme/web_ui"));
+    BOOST_TEST(!common::sameRepo("acme/web-ui", "acme/web-ui "));
+}
+
+BOOST_AUTO_TEST_CASE(proxy_text_in_warnings_is_one_bounded_line) {
+    // A newline in a proxy-supplied component, tag or repo cannot forge a log line, and a
+    // huge one does not make a huge line.
+    auto r = filterAnnouncements({{"web-ui\nFAKE: rollback ok", "acme/web-ui", "v1", ""},
+                                  {"web-ui", "evil/x\r\nFAKE", std::string(100000, 'v'), ""}},
+                                 components());
+    BOOST_REQUIRE(r.warnings.size() == 2u);
+    for (const auto& w : r.warnings) {
+        BOOST_TEST(w.find_first_of("\r\n") == std::string::npos, w);
+        BOOST_TEST(w.size() < 400u);
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -26,6 +26,34 @@ std::vector<ComponentReport> sampleComponents() {
             {"sensor", "acme/sensor", "deb", std::nullopt}};
 }
 
+// Strict UTF-8 check written the other way round from the codec's (decode the code point,
+// then reject overlong forms, surrogates and values above U+10FFFF).
+bool isValidUtf8(const std::string& s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        const auto b = static_cast<unsigned char>(s[i]);
+        size_t len = b < 0x80           ? 1
+                     : (b >> 5) == 0x6  ? 2
+                     : (b >> 4) == 0xE  ? 3
+                     : (b >> 3) == 0x1E ? 4
+                                        : 0;
+        if (len == 0 || i + len > s.size())
+            return false;
+        uint32_t cp = len == 1 ? b : b & (0xFF >> (len + 1));
+        for (size_t k = 1; k < len; ++k) {
+            const auto c = static_cast<unsigned char>(s[i + k]);
+            if ((c & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (c & 0x3F);
+        }
+        const uint32_t minimum[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < minimum[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 WallTime sampleTime() {
     // 2026-12-03T18:00:00.123Z
     return WallTime(std::chrono::milliseconds(1796320800123LL));
@@ -83,6 +111,82 @@ BOOST_AUTO_TEST_CASE(strings_are_escaped) {
     ev.error = "bad \"quote\" \\ and\nnewline";
     auto o = parse(encodeTelemetry("a", ev));
     BOOST_TEST(o->getValue<std::string>("error") == *ev.error);
+}
+
+struct Utf8Case {
+    std::string name, in, out;  // out: what toValidUtf8 makes of it
+};
+std::ostream& operator<<(std::ostream& os, const Utf8Case& c) {
+    return os << c.name;
+}
+const std::string kFffd = "\xEF\xBF\xBD";
+const std::vector<Utf8Case> kUtf8Cases = {
+    {"valid multibyte kept", "gr\xC3\xBC\xC3\x9F \xE2\x9C\x93 \xF0\x9F\x98\x80",
+     "gr\xC3\xBC\xC3\x9F \xE2\x9C\x93 \xF0\x9F\x98\x80"},
+    {"lone continuation",
+     "a\x80"
+     "b",
+     "a" + kFffd + "b"},
+    {"continuations", "\xBF\xBF", kFffd + kFffd},
+    {"truncated 3-byte",
+     "a\xE2\x82"
+     "b",
+     "a" + kFffd + "b"},
+    {"truncated at end", "ok\xF0\x9F\x98", "ok" + kFffd},
+    {"overlong slash 2-byte", "\xC0\xAF", kFffd + kFffd},
+    {"overlong 3-byte", "\xE0\x80\xAF", kFffd + kFffd + kFffd},
+    {"overlong 4-byte", "\xF0\x82\x82\xAC", kFffd + kFffd + kFffd + kFffd},
+    {"high surrogate", "\xED\xA0\x80", kFffd + kFffd + kFffd},
+    {"low surrogate", "\xED\xBF\xBF", kFffd + kFffd + kFffd},
+    {"above U+10FFFF", "\xF4\x90\x80\x80", kFffd + kFffd + kFffd + kFffd},
+    {"invalid lead bytes", "\xF5\xFF\xFE", kFffd + kFffd + kFffd},
+    {"lead followed by ascii", "\xC3(", kFffd + "("},
+    {"dpkg latin-1 tail",
+     "Fehler: Datei \xFC"
+     "berschrieben\n",
+     "Fehler: Datei " + kFffd + "berschrieben\n"},
+};
+
+BOOST_DATA_TEST_CASE(invalid_utf8_is_replaced, boost::unit_test::data::make(kUtf8Cases), c) {
+    // Bad bytes become U+FFFD (one per maximal ill-formed subpart), valid text is untouched.
+    BOOST_TEST(toValidUtf8(c.in) == c.out);
+    BOOST_TEST(isValidUtf8(toValidUtf8(c.in)));
+}
+
+BOOST_DATA_TEST_CASE(encoded_frames_are_valid_utf8_json, boost::unit_test::data::make(kUtf8Cases),
+                     c) {
+    // Whatever bytes an error text, a name or a tag holds (command output tails), every
+    // frame the codec writes is valid UTF-8 and JSON: a proxy closes on anything else with
+    // 1007, and unacked telemetry is resent forever.
+    TelemetryEvent ev;
+    ev.id = "id" + c.in;
+    ev.component = c.in;
+    ev.tag = c.in;
+    ev.fromTag = c.in;
+    ev.event = TelemetryKind::kApplyFailed;
+    ev.error = "health_cmd: " + c.in;
+    ev.rolledBackTo = c.in;
+    std::vector<ComponentReport> comps = {{c.in, c.in, c.in, c.in}};
+    for (const std::string& frame :
+         {encodeTelemetry("a" + c.in, ev), encodeHello("a" + c.in, c.in, c.in, comps),
+          encodeInventory("a" + c.in, c.in, comps)}) {
+        BOOST_TEST(isValidUtf8(frame), frame);
+        Object::Ptr o;
+        BOOST_REQUIRE_NO_THROW(o = parse(frame));
+        BOOST_TEST(o->has("type"));
+    }
+    auto o = parse(encodeTelemetry("a", ev));
+    BOOST_TEST(o->getValue<std::string>("error") == "health_cmd: " + c.out);
+    BOOST_TEST(o->getValue<std::string>("component") == c.out);
+}
+
+BOOST_AUTO_TEST_CASE(excerpt_is_one_bounded_line) {
+    // Proxy text in the log: no line breaks or escapes, bounded, valid UTF-8.
+    BOOST_TEST(excerpt("a\nforged: line\r\x1b[31m\x7f") == "a forged: line  [31m ");
+    BOOST_TEST(excerpt("csi \xC2\x9B"
+                       "2J") == "csi  2J");
+    BOOST_TEST(excerpt(std::string(500, 'x'), 100) == std::string(100, 'x') + "...");
+    BOOST_TEST(isValidUtf8(excerpt("\xFF\xE2\x82\xAC\xE2\x82\xAC", 5)));
 }
 
 BOOST_AUTO_TEST_CASE(at_is_utc_with_millis_and_z) {
@@ -241,6 +345,35 @@ BOOST_DATA_TEST_CASE(decode_table, boost::unit_test::data::make(kDecodeCases), c
     BOOST_TEST(static_cast<int>(r->type) == static_cast<int>(c.type));
     BOOST_TEST(r->releases.size() == c.releases);
     BOOST_TEST(r->warnings.size() == c.warnings);
+}
+
+std::string syncOf(size_t n, const std::string& entry) {
+    std::string s = R"({"type":"sync","releases":[)";
+    for (size_t i = 0; i < n; ++i)
+        s += (i ? "," : "") + entry;
+    return s + "]}";
+}
+
+BOOST_AUTO_TEST_CASE(junk_sync_yields_a_bounded_summary) {
+    // 50,000 junk entries: a few named examples plus one count, not one string per entry.
+    auto r = decode(syncOf(50000, "7"));
+    BOOST_REQUIRE(r.has_value());
+    BOOST_TEST(r->releases.empty());
+    BOOST_REQUIRE(r->warnings.size() == kMaxWarningExamples + 2);
+    BOOST_TEST(r->warnings[0].find("releases[0]") != std::string::npos);
+    BOOST_TEST(r->warnings[kMaxWarningExamples].find(std::to_string(kMaxSyncEntries) +
+                                                     " malformed entries") != std::string::npos);
+    BOOST_TEST(r->warnings.back().find("50000 entries") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(sync_entries_are_capped) {
+    // Only the first kMaxSyncEntries entries are taken; one warning says so.
+    auto r =
+        decode(syncOf(kMaxSyncEntries + 5, R"({"component":"a","repo":"o/a","tag":"v1.0.0"})"));
+    BOOST_REQUIRE(r.has_value());
+    BOOST_TEST(r->releases.size() == kMaxSyncEntries);
+    BOOST_REQUIRE(r->warnings.size() == 1u);
+    BOOST_TEST(r->warnings[0].find("only the first") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(decoded_values) {

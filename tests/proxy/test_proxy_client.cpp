@@ -1,6 +1,7 @@
 // Proves ProxyClient against the fake proxy over ws:// and wss://: hello content, sync and
 // release delivery, telemetry ack and resend, garbage tolerance, close codes, 4001/401
 // handling, heartbeat, inventory, and that the token never reaches the log.
+#include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include "common/version.hpp"
@@ -13,6 +14,9 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/Logger.h>
 #include <Poco/Message.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/Net/WebSocket.h>
 #include <Poco/Pipe.h>
 #include <Poco/PipeStream.h>
 #include <Poco/Process.h>
@@ -119,8 +123,15 @@ struct ClientFixture {
     void makeClient() {
         ProxyClient::Callbacks cb;
         cb.inventory = [this] {
+            std::function<void()> hook;
+            {
+                std::lock_guard<std::mutex> lk(m);
+                ++inventoryCalls;
+                hook = onInventory;
+            }
+            if (hook)
+                hook();
             std::lock_guard<std::mutex> lk(m);
-            ++inventoryCalls;
             return inventory;
         };
         cb.announce = [this](std::vector<Announcement> batch, bool fromSync) {
@@ -166,6 +177,7 @@ struct ClientFixture {
         {"web-ui", "acme/web-ui", "tarball", std::string("v2.3.1")},
         {"sensor", "acme/sensor", "deb", std::nullopt}};
     int inventoryCalls = 0;
+    std::function<void()> onInventory;  // runs on the client thread inside the callback
     std::vector<Announced> announced;
     std::atomic<int> connectedCalls{0};
 };
@@ -373,6 +385,8 @@ BOOST_FIXTURE_TEST_CASE(close_4001_waits_the_cap_and_logs_an_error_each_time, Cl
         BOOST_TEST(d.count() == 7000);
     BOOST_TEST(capture->count("4001") >= 3u);
     BOOST_TEST(capture->errors() >= 3);
+    // The delay is printed (Poco's %?d takes Poco::Int64, which is long, not long long).
+    BOOST_TEST(capture->count("retrying in 7000 ms") >= 3u);
     // A fixed token (here: the proxy accepting again) brings the connection up.
     fake.setHelloReply(FakeProxy::HelloReply::kSync);
     BOOST_TEST(waitUntil([&] { return connectedCalls.load() >= 1; }));
@@ -398,6 +412,24 @@ BOOST_FIXTURE_TEST_CASE(http_401_and_403_are_unauthorized, ClientFixture) {
     }
 }
 
+BOOST_FIXTURE_TEST_CASE(http_401_is_one_request_per_attempt, ClientFixture) {
+    // Exactly one upgrade request per attempt, with the Bearer token, then the cap delay.
+    // (Poco 1.11's WebSocket::connect() does not retry with empty credentials, newer Poco
+    // resends at once after a 401; the client does its own upgrade, so neither matters.)
+    fake.setRefuseStatus(401);
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return clock.sleeps().size() >= 3; }));
+    client->stop();
+    const size_t attempts = clock.sleeps().size();  // each finished attempt slept once
+    auto hs = fake.handshakes();
+    BOOST_TEST(hs.size() >= attempts);
+    BOOST_TEST(hs.size() <= attempts + 1);  // one more may have started before stop()
+    for (const auto& h : hs) {
+        BOOST_TEST(h.status == 401);
+        BOOST_TEST(h.authorization == "Bearer " + kToken);
+    }
+}
+
 BOOST_FIXTURE_TEST_CASE(error_unauthorized_is_handled_like_4001, ClientFixture) {
     // An error message with code "unauthorized" makes the agent leave and wait the cap.
     fake.setHelloReply(FakeProxy::HelloReply::kErrorUnauthorized);
@@ -406,6 +438,9 @@ BOOST_FIXTURE_TEST_CASE(error_unauthorized_is_handled_like_4001, ClientFixture) 
     BOOST_REQUIRE(waitUntil([&] { return !clock.sleeps().empty(); }));
     BOOST_TEST(clock.sleeps()[0].count() == 7000);
     BOOST_TEST(capture->count("unauthorized") >= 1u);
+    // The agent leaves with 4001 (unauthorized), not 1000, which means "agent stopping".
+    BOOST_REQUIRE(fake.waitFor([&] { return !fake.closeCodesReceived().empty(); }, kWait));
+    BOOST_TEST(fake.closeCodesReceived()[0] == 4001);
 }
 
 BOOST_FIXTURE_TEST_CASE(other_error_messages_keep_the_connection, ClientFixture) {
@@ -466,6 +501,208 @@ BOOST_FIXTURE_TEST_CASE(heartbeat_pings_and_detects_a_dead_link, ClientFixture) 
     clock.advance(Millis(20000));
     BOOST_REQUIRE(fake.waitForHello(2, kWait));
     BOOST_TEST(capture->count("no frame from the proxy") >= 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(frames_waiting_after_a_long_step_are_read_before_the_dead_check,
+                        ClientFixture) {
+    // The inventory callback blocks (here: past two heartbeat intervals of virtual time)
+    // while the proxy's frames wait in the socket: they are read, the connection stays.
+    cfg.heartbeatS = 10;
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 1; }));
+    {
+        std::lock_guard<std::mutex> lk(m);
+        onInventory = [this] {
+            int sent = fake.commandsSent();
+            fake.pushRelease({"web-ui", "acme/web-ui", "v9.0.0", ""});
+            fake.waitFor([&] { return fake.commandsSent() > sent; }, kWait);
+            clock.advance(Millis(25000));
+        };
+    }
+    client->sendInventory();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() >= 3; }));  // release + sync
+    BOOST_TEST(announcements()[1].batch.at(0).tag == "v9.0.0");
+    BOOST_TEST(fake.connectionsAccepted() == 1);
+    BOOST_TEST(capture->count("no frame") == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_frame_trickling_in_is_dead_after_two_intervals, ClientFixture) {
+    // Slow loris: the proxy sends the first byte of a frame and then (almost) nothing.
+    // Poco's timeout is per read, not per frame; the agent still gives up once no complete
+    // frame came for two intervals, and reconnects.
+    cfg.heartbeatS = 10;
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 1; }));
+    BOOST_TEST(fake.pushRawBytes("\x81"));
+    BOOST_REQUIRE(waitUntil([&] {
+        clock.advance(Millis(2000));  // virtual time only; the read stays blocked
+        return fake.messages("hello").size() >= 2;
+    }));
+    BOOST_TEST(capture->count("no complete frame from the proxy") >= 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(an_upgrade_answer_trickling_in_times_out, ClientFixture) {
+    // Slow loris during the handshake: a server that answers the upgrade with a few bytes
+    // and then nothing. The whole answer must come within kConnectTimeout (virtual time),
+    // not each read; then the agent tries again.
+    fake.stop();
+    Poco::Net::ServerSocket listener(Poco::Net::SocketAddress("127.0.0.1", 0));
+    std::atomic<int> accepted{0};
+    std::atomic<bool> done{false};
+    std::thread server([&] {
+        std::vector<Poco::Net::StreamSocket> held;
+        while (!done) {
+            if (!listener.poll(Poco::Timespan(0, 20000), Poco::Net::Socket::SELECT_READ))
+                continue;
+            held.push_back(listener.acceptConnection());
+            ++accepted;
+            held.back().sendBytes("HTTP/1.1 1", 10);  // and never the rest
+        }
+    });
+    cfg.url = "ws://127.0.0.1:" + std::to_string(listener.address().port());
+    startClient();
+    BOOST_TEST(waitUntil([&] {
+        clock.advance(Millis(1000));
+        return accepted.load() >= 2;
+    }));
+    BOOST_TEST(capture->count("did not answer the upgrade") >= 1u);
+    client->stop();  // also not held by the pending handshake read
+    done = true;
+    server.join();
+}
+
+BOOST_FIXTURE_TEST_CASE(stop_is_not_held_by_a_pending_read, ClientFixture) {
+    // stop() while the client is blocked inside a half-received frame returns promptly
+    // (the per-read timeout here would be 60 s).
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 1; }));
+    BOOST_TEST(fake.pushRawBytes("\x81"));
+    BOOST_REQUIRE(fake.waitFor([&] { return fake.commandsSent() >= 1; }, kWait));
+    std::this_thread::sleep_for(Millis(300));  // let the client enter the read
+    auto t0 = std::chrono::steady_clock::now();
+    client->stop();
+    auto took = std::chrono::steady_clock::now() - t0;
+    BOOST_TEST(std::chrono::duration_cast<Millis>(took).count() < 5000);
+    BOOST_TEST(toString(client->state()) == std::string("disconnected"));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_message_over_1_mib_closes_4000, ClientFixture) {
+    // Incoming messages are capped at 1 MiB, one frame or fragments together: the agent
+    // closes with 4000 (protocol error) and reconnects.
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 1; }));
+    BOOST_TEST(fake.pushRaw(std::string(ProxyClient::kMaxMessageBytes + 1, ' ')));
+    BOOST_REQUIRE(fake.waitForHello(2, kWait));
+    BOOST_TEST(capture->count("a frame larger than") == 1u);
+    const std::string half(ProxyClient::kMaxMessageBytes / 2 + 1, ' ');
+    BOOST_REQUIRE(waitUntil([&] { return fake.openConnections() == 1; }));
+    BOOST_TEST(fake.pushFrame(Poco::Net::WebSocket::FRAME_OP_TEXT, half));
+    BOOST_TEST(fake.pushFrame(
+        Poco::Net::WebSocket::FRAME_FLAG_FIN | Poco::Net::WebSocket::FRAME_OP_CONT, half));
+    BOOST_REQUIRE(fake.waitForHello(3, kWait));
+    BOOST_TEST(capture->count("a message larger than") == 1u);
+    BOOST_REQUIRE(fake.waitFor([&] { return !fake.closeCodesReceived().empty(); }, kWait));
+    for (auto code : fake.closeCodesReceived())
+        BOOST_TEST(code == 4000);
+}
+
+BOOST_FIXTURE_TEST_CASE(fragmented_text_is_reassembled, ClientFixture) {
+    // A text message split over a text frame and continuations arrives as one message.
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 1; }));
+    std::string msg = FakeProxy::encodeRelease({"web-ui", "acme/web-ui", "v7.0.0", ""});
+    using Poco::Net::WebSocket;
+    BOOST_TEST(fake.pushFrame(WebSocket::FRAME_OP_TEXT, msg.substr(0, 10)));
+    BOOST_TEST(fake.pushFrame(WebSocket::FRAME_OP_CONT, msg.substr(10, 10)));
+    BOOST_TEST(fake.pushFrame(WebSocket::FRAME_FLAG_FIN | WebSocket::FRAME_OP_PING, "p"));
+    BOOST_TEST(
+        fake.pushFrame(WebSocket::FRAME_FLAG_FIN | WebSocket::FRAME_OP_CONT, msg.substr(20)));
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 2; }));
+    BOOST_TEST(announcements()[1].batch.at(0).tag == "v7.0.0");
+    BOOST_TEST(fake.connectionsAccepted() == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(proxy_text_is_logged_as_one_bounded_line, ClientFixture) {
+    // Error messages, unknown types and release names from the proxy cannot forge log
+    // lines (newlines) or flood the log (length capped).
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 1; }));
+    BOOST_TEST(
+        fake.pushRaw(R"({"type":"error","code":"internal\nX","message":"oops\nFORGED: ok"})"));
+    BOOST_TEST(fake.pushRaw(R"({"type":"error","code":"internal","message":")" +
+                            std::string(20000, 'y') + "\"}"));
+    BOOST_TEST(fake.pushRaw(R"({"type":"new\r\nFORGED"})"));
+    BOOST_TEST(fake.pushRelease({"web\nFORGED", "acme/web-ui", "v1\r\n", ""}));
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 2; }));
+    BOOST_TEST(capture->count("oops") == 1u);
+    for (const auto& l : capture->lines()) {
+        BOOST_TEST(l.find_first_of("\r\n") == std::string::npos, l);
+        BOOST_TEST(l.size() < 1000u);
+    }
+}
+
+struct BadFrames {
+    std::string name;
+    std::vector<std::pair<int, std::string>> frames;  // flags, payload
+};
+std::ostream& operator<<(std::ostream& os, const BadFrames& c) {
+    return os << c.name;
+}
+using WS = Poco::Net::WebSocket;
+const std::vector<BadFrames> kBadFrames = {
+    {"ping over 125 bytes", {{WS::FRAME_FLAG_FIN | WS::FRAME_OP_PING, std::string(126, 'p')}}},
+    {"fragmented ping", {{WS::FRAME_OP_PING, "p"}}},
+    {"continuation without a message", {{WS::FRAME_FLAG_FIN | WS::FRAME_OP_CONT, "{}"}}},
+    {"unknown opcode", {{WS::FRAME_FLAG_FIN | 0x3, "{}"}}},
+    {"unknown control opcode", {{WS::FRAME_FLAG_FIN | 0xB, ""}}},
+    {"text inside a fragmented message",
+     {{WS::FRAME_OP_TEXT, R"({"type":)"}, {WS::FRAME_FLAG_FIN | WS::FRAME_OP_TEXT, "{}"}}},
+    {"reserved bit", {{WS::FRAME_FLAG_FIN | WS::FRAME_FLAG_RSV1 | WS::FRAME_OP_TEXT, "{}"}}},
+};
+
+BOOST_DATA_TEST_CASE_F(ClientFixture, framing_violations_close_4000,
+                       boost::unit_test::data::make(kBadFrames), c) {
+    // Frames RFC 6455 forbids are protocol errors: close 4000 and reconnect, never ignored
+    // (and never an invalid pong echoed back).
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 1; }));
+    for (const auto& [flags, payload] : c.frames)
+        BOOST_TEST(fake.pushFrame(flags, payload));
+    BOOST_REQUIRE(fake.waitForHello(2, kWait));
+    BOOST_REQUIRE(fake.waitFor([&] { return !fake.closeCodesReceived().empty(); }, kWait));
+    BOOST_TEST(fake.closeCodesReceived()[0] == 4000);
+    BOOST_TEST(capture->count("closing with 4000") == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(url_escapes_stay_escaped_in_the_request_line, ClientFixture) {
+    // proxy.url "…/a%20b" is requested as /a%20b/…, not with a raw space.
+    cfg.url = fake.url() + "/a%20b";
+    startClient();
+    BOOST_REQUIRE(fake.waitFor([&] { return !fake.handshakes().empty(); }, kWait));
+    BOOST_TEST(fake.handshakes()[0].path == "/a%20b/v1/agents/pi-test/stream");
+}
+
+BOOST_FIXTURE_TEST_CASE(reconfigure_identity, ClientFixture) {
+    // A new agent_id reconnects (it is in the URL); a new arch alone is sent in an inventory.
+    startClient();
+    BOOST_REQUIRE(waitUntil([&] { return announcements().size() == 1; }));
+    client->reconfigure(cfg, "pi-other", "arm64");
+    BOOST_REQUIRE(fake.waitForHello(2, kWait));
+    BOOST_TEST(fake.handshakes().back().path == "/v1/agents/pi-other/stream");
+    BOOST_TEST(fake.messages("hello")[1].json->getValue<std::string>("agent_id") == "pi-other");
+    client->reconfigure(cfg, "pi-other", "armhf");
+    BOOST_REQUIRE(fake.waitForMessages("inventory", 1, kWait));
+    auto inv = fake.messages("inventory")[0].json;
+    BOOST_TEST(inv->getValue<std::string>("arch") == "armhf");
+    BOOST_TEST(inv->getValue<std::string>("agent_id") == "pi-other");
+    BOOST_TEST(fake.connectionsAccepted() == 2);
+    // The old overload keeps the identity.
+    auto next = cfg;
+    next.token = Secret(kToken + "-2");
+    client->reconfigure(next);
+    BOOST_REQUIRE(fake.waitForHello(3, kWait));
+    BOOST_TEST(fake.messages("hello")[2].json->getValue<std::string>("arch") == "armhf");
+    BOOST_TEST(fake.messages("hello")[2].json->getValue<std::string>("agent_id") == "pi-other");
 }
 
 BOOST_FIXTURE_TEST_CASE(survives_proxy_restart_on_same_port, ClientFixture) {

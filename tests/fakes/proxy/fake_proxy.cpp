@@ -19,6 +19,8 @@
 #include <Poco/Net/WebSocket.h>
 #include <Poco/ThreadPool.h>
 
+#include <sys/socket.h>
+
 #include <cstdlib>
 #include <deque>
 #include <fstream>
@@ -52,9 +54,10 @@ std::string str(const Poco::JSON::Object::Ptr& o) {
 // One open WebSocket: commands queued by the test, executed on the connection thread.
 struct FakeProxy::Conn {
     struct Command {
-        enum class Kind { kText, kBinary, kDrop, kClose } kind;
+        enum class Kind { kText, kBinary, kFrame, kRawBytes, kDrop, kClose } kind;
         std::string payload;
         uint16_t code = 0;
+        int flags = 0;
     };
     int number = 0;
     std::mutex m;
@@ -218,6 +221,12 @@ bool FakeProxy::pushRaw(const std::string& text) {
 bool FakeProxy::pushBinary(const std::string& data) {
     return broadcast([&](Conn& c) { c.push({Conn::Command::Kind::kBinary, data}); });
 }
+bool FakeProxy::pushFrame(int flags, const std::string& payload) {
+    return broadcast([&](Conn& c) { c.push({Conn::Command::Kind::kFrame, payload, 0, flags}); });
+}
+bool FakeProxy::pushRawBytes(const std::string& bytes) {
+    return broadcast([&](Conn& c) { c.push({Conn::Command::Kind::kRawBytes, bytes}); });
+}
 bool FakeProxy::dropConnections() {
     return broadcast([&](Conn& c) { c.push({Conn::Command::Kind::kDrop, ""}); });
 }
@@ -256,6 +265,10 @@ int FakeProxy::openConnections() const {
 int FakeProxy::pingsReceived() const {
     std::lock_guard<std::mutex> lk(m_);
     return pings_;
+}
+int FakeProxy::commandsSent() const {
+    std::lock_guard<std::mutex> lk(m_);
+    return commandsSent_;
 }
 
 bool FakeProxy::waitFor(const std::function<bool()>& pred, Millis timeout) const {
@@ -349,6 +362,12 @@ void FakeProxy::handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
                 } else if (cmd.kind == K::kBinary) {
                     ws->sendFrame(cmd.payload.data(), static_cast<int>(cmd.payload.size()),
                                   WebSocket::FRAME_BINARY);
+                } else if (cmd.kind == K::kFrame) {
+                    ws->sendFrame(cmd.payload.data(), static_cast<int>(cmd.payload.size()),
+                                  cmd.flags);
+                } else if (cmd.kind == K::kRawBytes) {
+                    ::send(ws->impl()->sockfd(), cmd.payload.data(), cmd.payload.size(),
+                           MSG_NOSIGNAL);
                 } else if (cmd.kind == K::kDrop) {
                     abrupt = leave = true;
                     break;
@@ -357,6 +376,11 @@ void FakeProxy::handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerR
                     leave = true;
                     break;
                 }
+                {
+                    std::lock_guard<std::mutex> lk(m_);
+                    ++commandsSent_;
+                }
+                notify();
             }
             if (leave)
                 break;

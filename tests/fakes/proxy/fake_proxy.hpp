@@ -73,6 +73,10 @@ class FakeProxy {
     bool pushSync();
     bool pushRaw(const std::string& text);
     bool pushBinary(const std::string& data);
+    // One frame with exactly these flags (FIN, RSV, opcode), nothing checked.
+    bool pushFrame(int flags, const std::string& payload);
+    // Bytes straight onto the TCP stream (ws:// only), e.g. half a frame header.
+    bool pushRawBytes(const std::string& bytes);
     bool dropConnections();  // TCP close, no close frame
     bool closeConnections(uint16_t code, const std::string& reason = "");
 
@@ -84,6 +88,7 @@ class FakeProxy {
     int connectionsAccepted() const;
     int openConnections() const;
     int pingsReceived() const;
+    int commandsSent() const;  // push* commands written to a socket so far
 
     // Bounded waits; true when the condition held in time.
     bool waitFor(const std::function<bool()>& pred, Millis timeout) const;
@@ -130,6 +135,7 @@ class FakeProxy {
     std::vector<uint16_t> closeCodes_;
     int accepted_ = 0;
     int pings_ = 0;
+    int commandsSent_ = 0;
     std::function<void(const std::string&)> onText_;
 };
 

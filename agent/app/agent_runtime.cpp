@@ -72,7 +72,7 @@ Validation validateConfig(const std::string& path, const std::string& agentPath)
     vc.plugins = plugins::loadPluginDir(vc.config.agent.pluginDir);
     for (const auto& e : vc.plugins.errors)
         v.warnings.push_back(e.message());
-    v.errors = checkComponents(vc.config, vc.plugins, agentPath);
+    v.errors = checkComponents(vc.config, vc.plugins, agentPath, &v.warnings);
     if (!v.errors.empty())
         return v;
     vc.warnings = v.warnings;
@@ -139,11 +139,15 @@ Status AgentRuntime::start(ValidatedConfig cfg) {
     std::lock_guard<std::mutex> lk(mutex_);
     current_ = std::move(cfg);
     const auto& c = current_.config;
-    for (const auto& dir : {c.agent.workDir, c.agent.runtimeDir}) {
+    // A directory the agent cannot create is the operator's to fix in the config: exit 78.
+    const std::pair<const char*, std::string> dirs[] = {{"agent.work_dir", c.agent.workDir},
+                                                        {"agent.runtime_dir", c.agent.runtimeDir}};
+    for (const auto& [key, dir] : dirs) {
         try {
             Poco::File(dir).createDirectories();
         } catch (const Poco::Exception& e) {
-            return fail(ErrorCode::kIo, "cannot create '" + dir + "': " + e.displayText());
+            return fail(ErrorCode::kConfig,
+                        c.path + ": " + key + ": cannot create '" + dir + "': " + e.displayText());
         }
     }
     for (const auto& [name, p] : current_.plugins.byName)
@@ -223,21 +227,22 @@ bool AgentRuntime::reload() {
         setLogLevel(c.agent.logLevel);
     log().information("configuration reloaded: " + diff.describe());
     if (diff.agentChanged && !diff.empty())
-        log().information("agent.work_dir, runtime_dir and id apply after a restart");
+        log().information("agent.work_dir and runtime_dir apply after a restart");
     if (!engine_)
         return true;  // not started (tests)
     github_->reconfigure(c.github);
     fetcher_->setArch(c.agent.arch);
     auto managed = instancesFor(c, &diff);
-    bool proxyChanged = diff.proxyChanged;
     bool inventory = diff.inventoryNeeded;
     auto proxyCfg = c.proxy;
+    const std::string agentId = c.agent.id;
+    const std::string arch = c.agent.arch;
     auto options = engineOptions(c);
     lk.unlock();
     engine_->setOptions(options);
     engine_->setComponents(std::move(managed));
-    if (proxyChanged)
-        proxy_->reconfigure(proxyCfg);
+    // Every reload: a new agent.id reconnects (it is in the URL), a new arch is reported.
+    proxy_->reconfigure(proxyCfg, agentId, arch);
     // Not only when the proxy settings are unchanged: reconfigure reconnects (and says
     // hello) only for some of them. After a reconnect this is redundant but harmless.
     if (inventory)

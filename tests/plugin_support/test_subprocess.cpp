@@ -49,7 +49,8 @@ BOOST_AUTO_TEST_CASE(inherited_descriptors_are_closed) {
     BOOST_REQUIRE(fd > 2);
     ps::CommandSpec s;
     const std::string n = std::to_string(fd);
-    s.argv = {"sh", "-c", "if [ -e /proc/$$/fd/" + n + " ]; then echo leaked; else echo closed; fi"};
+    s.argv = {"sh", "-c",
+              "if [ -e /proc/$$/fd/" + n + " ]; then echo leaked; else echo closed; fi"};
     auto r = ps::runCommand(s);
     ::close(fd);
     BOOST_REQUIRE(r);

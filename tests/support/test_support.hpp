@@ -89,10 +89,10 @@ class Child {
             int devnull = ::open("/dev/null", O_RDONLY);
             ::dup2(devnull, 0);
             ::setpgid(0, 0);
-        // Fakes in the test process hold listening sockets without O_CLOEXEC; a child
-        // that inherits one keeps it in the kernel's SO_REUSEPORT group after the fake
-        // restarts, and connections land in a backlog nobody accepts.
-        ::close_range(3, ~0U, 0);
+            // Fakes in the test process hold listening sockets without O_CLOEXEC; a child
+            // that inherits one keeps it in the kernel's SO_REUSEPORT group after the fake
+            // restarts, and connections land in a backlog nobody accepts.
+            ::close_range(3, ~0U, 0);
             sigset_t none;
             sigemptyset(&none);
             sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -27,23 +27,42 @@ struct ResponseSummary {
     std::optional<std::string> date;                // raw `Date` (RFC 1123)
     std::string bodySnippet;               // first bytes of an error body, for "rate limit"
     bool transientTransportError = false;  // network error, or TLS "not yet valid"
+    // The response came from a redirect target, not the API origin: no token went there, so
+    // its 403/404 say nothing about our access or the release (an expired signed URL, a CDN
+    // hiccup); the retry asks the API for a fresh URL.
+    bool foreignOrigin = false;
 };
 
+// The longest wait a rate-limit hint may impose. A hint beyond it (a hostile or broken
+// server) ends the operation as rate limited, with the client paused for this long.
+constexpr Millis kMaxHintWait{24 * 3600 * 1000};
+
 enum class Outcome {
-    kSuccess,     // 2xx / 304: use the response
+    kSuccess,     // unused by decide(): the caller consumes the responses it understands
     kRetry,       // wait `wait`, then try again
     kGiveUp,      // attempts exhausted while limited or failing transiently
     kPermission,  // 401, or 403 without rate-limit signs: do not loop
     kFail,        // any other status: not retryable (404, 4xx, ...)
 };
 
-enum class LimitKind { kNone, kRetryAfter, kPrimary, kSecondary, kServerError, kTransport };
+// kUnexpected: a status the caller did not handle (204, a 3xx without Location, 304 without a
+// cached entry, a foreign 4xx): retried with backoff like a server error.
+enum class LimitKind {
+    kNone,
+    kRetryAfter,
+    kPrimary,
+    kSecondary,
+    kServerError,
+    kTransport,
+    kUnexpected
+};
 
 struct Decision {
     Outcome outcome = Outcome::kSuccess;
     LimitKind kind = LimitKind::kNone;
     Millis wait{0};
-    // A primary limit (remaining == 0) pauses every request of the client until reset.
+    // A primary limit (remaining == 0) pauses every request of the client until reset, and so
+    // does a hint beyond kMaxHintWait.
     bool pausesAll = false;
 };
 
@@ -54,7 +73,12 @@ Millis backoffDelay(const BackoffPolicy& policy, int retry, Random& random);
 // Parses an RFC 1123 / RFC 850 / asctime HTTP date into epoch seconds.
 std::optional<int64_t> parseHttpDate(const std::string& value);
 
-// Decides what to do after attempt `attempt` (1-based) produced `response`.
+// A non-negative decimal header value, saturated at 10^15 (hostile values cannot overflow
+// the arithmetic done on them); nullopt for anything else (empty, signed, garbage).
+std::optional<int64_t> parseHeaderInteger(const std::optional<std::string>& raw);
+
+// Decides what to do after attempt `attempt` (1-based) produced `response`, which the caller
+// could not use. Every wait is at most kMaxHintWait; a longer hint gives up.
 // `localEpoch` stands in for the server's Date when the response carries none.
 Decision decide(const ResponseSummary& response, int attempt, const BackoffPolicy& policy,
                 int64_t localEpoch, Random& random);

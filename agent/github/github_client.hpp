@@ -36,6 +36,16 @@ struct Quota {
     std::optional<int64_t> resetEpoch;
 };
 
+// Bounds on a stalled transfer (a server trickling a byte every few seconds would otherwise
+// hold a download slot forever). Real time, not the injected Clock: they bound socket I/O.
+// Tests shrink them.
+struct TransferLimits {
+    Millis readTimeout{30'000};         // one socket read
+    Millis metadataDeadline{60'000};    // one whole API metadata request
+    uint64_t lowSpeedBytesPerS = 1024;  // a download slower than this ...
+    Millis lowSpeedWindow{60'000};      // ... over this long is aborted and retried
+};
+
 class GithubClient {
   public:
     GithubClient(const config::GithubSection& cfg, std::string workDir, Clock& clock,
@@ -57,6 +67,9 @@ class GithubClient {
     void discard(const Artifact& a);
 
     Quota quota() const;
+
+    // For tests; affects exchanges opened afterwards.
+    void setTransferLimits(const TransferLimits& limits);
 
   private:
     struct Impl;

@@ -14,6 +14,8 @@
 namespace rra::github {
 namespace {
 
+constexpr size_t kMaxListedNames = 20;
+
 bool isHex64(const std::string& s) {
     if (s.size() != 64)
         return false;
@@ -64,8 +66,12 @@ Expected<ReleaseInfo> parseRelease(const std::string& json) {
                     if (digest.compare(0, prefix.size(), prefix) == 0 &&
                         isHex64(digest.substr(prefix.size()))) {
                         info.sha256 = Poco::toLower(digest.substr(prefix.size()));
+                    } else {
+                        // A digest we cannot check must not quietly become a size-only check.
+                        info.digestError = "asset '" + info.name +
+                                           "' has a digest this agent cannot check: '" +
+                                           digest.substr(0, 80) + "' (expected sha256:<64 hex>)";
                     }
-                    // Other algorithms are not ours to check; the size check still stands.
                 }
                 r.assets.push_back(std::move(info));
             }
@@ -82,7 +88,7 @@ std::string expandAssetPattern(const std::string& pattern, const std::string& ta
                                const std::string& arch) {
     std::string out = pattern;
     replaceAll(out, "{tag}", tag);
-    replaceAll(out, "{version}", tagVersion(tag));
+    replaceAll(out, "{version}", tag.rfind('v', 0) == 0 ? tag.substr(1) : tag);
     replaceAll(out, "{arch}", arch);
     return out;
 }
@@ -103,17 +109,32 @@ Expected<AssetInfo> selectAsset(const ReleaseInfo& release, const std::string& p
     }
     const std::string wanted = expandAssetPattern(pattern, tag, arch);
     std::string names;
+    size_t listed = 0;
     for (const auto& a : release.assets) {
         if (a.name == wanted) {
+            // An upload in progress will finish: not a reason to condemn the release.
+            if (a.state == "starter" || a.state == "open")
+                return fail(
+                    ErrorCode::kHttp,
+                    "asset '" + wanted + "' is still being uploaded (state '" + a.state + "')");
             if (a.state != "uploaded")
                 return fail(ErrorCode::kRefused,
                             "asset '" + wanted + "' is not usable (state '" + a.state + "')");
             if (a.name.find('/') != std::string::npos || a.name == "." || a.name == "..")
                 return fail(ErrorCode::kRefused, "asset name '" + a.name + "' is not a file name");
+            if (!a.digestError.empty())
+                return fail(ErrorCode::kRefused, a.digestError);
             return a;
         }
-        names += (names.empty() ? "" : ", ") + a.name;
+        // The list is for a human reading one log line: a release with thousands of assets
+        // must not make it megabytes long.
+        if (listed < kMaxListedNames) {
+            names += (names.empty() ? "" : ", ") + a.name.substr(0, 200);
+            ++listed;
+        }
     }
+    if (release.assets.size() > listed)
+        names += " and " + std::to_string(release.assets.size() - listed) + " more";
     return fail(ErrorCode::kNotFound, "asset '" + wanted + "' not found; release has: " +
                                           (names.empty() ? std::string("no assets") : names));
 }

@@ -20,6 +20,9 @@ struct AssetInfo {
     std::string url;  // API URL of the asset
     std::string browserDownloadUrl;
     std::optional<std::string> sha256;  // lower-case hex from `digest`, when GitHub gives one
+    // Why a present `digest` is unusable (another algorithm, wrong length): such an asset is
+    // refused rather than silently checked by size alone.
+    std::string digestError;
 };
 
 struct ReleaseInfo {
@@ -33,13 +36,15 @@ struct ReleaseInfo {
 // Parses a release object (GET /repos/{owner}/{repo}/releases/tags/{tag}).
 Expected<ReleaseInfo> parseRelease(const std::string& json);
 
-// `{tag}` -> tag, `{version}` -> tag without a leading 'v', `{arch}` -> arch.
+// `{tag}` -> tag, `{version}` -> tag without a leading lower-case 'v' (the contract's
+// wording: "V1.0" stays "V1.0"), `{arch}` -> arch.
 std::string expandAssetPattern(const std::string& pattern, const std::string& tag,
                                const std::string& arch);
 
 // Applies the rules (no drafts; pre-releases only when allowed, by flag or SemVer tag) and
 // picks the asset named by the pattern. Errors: kNotFound for a missing/forbidden release or
-// asset (listing the names that exist), kRefused for an asset that is not usable.
+// asset (listing the names that exist), kRefused for an asset that is not usable, kHttp
+// (transient) for an asset still being uploaded (state `starter` or `open`).
 Expected<AssetInfo> selectAsset(const ReleaseInfo& release, const std::string& pattern,
                                 const std::string& tag, const std::string& arch,
                                 bool allowPrerelease);

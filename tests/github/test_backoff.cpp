@@ -90,16 +90,40 @@ BOOST_AUTO_TEST_CASE(backoff_small_and_inverted_bounds) {
 BOOST_DATA_TEST_CASE(
     decide_follows_github_rules,
     boost::unit_test::data::make(std::vector<DecideRow>{
-        {"200 ok", 200, nullptr, "4999", kServerNow + 3600, "", false, 1, Outcome::kSuccess,
-         LimitKind::kNone, 0, false},
-        {"304 ok", 304, nullptr, nullptr, std::nullopt, "", false, 1, Outcome::kSuccess,
-         LimitKind::kNone, 0, false},
+        {"200 the caller did not use", 200, nullptr, "4999", kServerNow + 3600, "", false, 1,
+         Outcome::kRetry, LimitKind::kUnexpected, 60'000, false},
+        {"204 no content", 204, nullptr, nullptr, std::nullopt, "", false, 2, Outcome::kRetry,
+         LimitKind::kUnexpected, 120'000, false},
+        {"304 without a cached entry", 304, nullptr, nullptr, std::nullopt, "", false, 1,
+         Outcome::kRetry, LimitKind::kUnexpected, 60'000, false},
+        {"302 without Location", 302, nullptr, nullptr, std::nullopt, "", false, 8,
+         Outcome::kGiveUp, LimitKind::kUnexpected, 3'600'000, false},
         {"429 retry-after", 429, "30", "100", kServerNow + 999, "", false, 1, Outcome::kRetry,
          LimitKind::kRetryAfter, 30'000, false},
-        {"403 retry-after beats reset", 403, "5", "0", kServerNow + 999, "", false,
-         1, Outcome::kRetry, LimitKind::kRetryAfter, 5'000, false},
-        {"403 primary", 403, nullptr, "0", kServerNow + 120, "API rate limit exceeded", false,
-         1, Outcome::kRetry, LimitKind::kPrimary, 120'000, true},
+        {"403 retry-after and reset: the longer wait, all paused", 403, "5", "0", kServerNow + 999,
+         "", false, 1, Outcome::kRetry, LimitKind::kPrimary, 999'000, true},
+        {"429 retry-after longer than reset, all paused", 429, "600", "0", kServerNow + 60, "",
+         false, 1, Outcome::kRetry, LimitKind::kRetryAfter, 600'000, true},
+        {"retry-after 18 digits gives up, paused", 429, "999999999999999999", nullptr, std::nullopt,
+         "", false, 1, Outcome::kGiveUp, LimitKind::kRetryAfter, 86'400'000, true},
+        {"retry-after 30 digits gives up, paused", 403, "123456789012345678901234567890", "5",
+         std::nullopt, "", false, 1, Outcome::kGiveUp, LimitKind::kRetryAfter, 86'400'000, true},
+        {"retry-after 1e10 s gives up, paused", 429, "10000000000", nullptr, std::nullopt, "",
+         false, 1, Outcome::kGiveUp, LimitKind::kRetryAfter, 86'400'000, true},
+        {"retry-after just at the clamp", 429, "86400", nullptr, std::nullopt, "", false, 1,
+         Outcome::kRetry, LimitKind::kRetryAfter, 86'400'000, false},
+        {"reset 18 digits gives up, paused", 403, nullptr, "0", 999'999'999'999'999'999, "", false,
+         1, Outcome::kGiveUp, LimitKind::kPrimary, 86'400'000, true},
+        {"reset 1e10 s ahead gives up, paused", 403, nullptr, "0", kServerNow + 10'000'000'000, "",
+         false, 1, Outcome::kGiveUp, LimitKind::kPrimary, 86'400'000, true},
+        {"negative retry-after falls back to reset", 403, "-5", "0", kServerNow + 120, "", false, 1,
+         Outcome::kRetry, LimitKind::kPrimary, 120'000, true},
+        {"garbage retry-after on 429 falls back to the formula", 429, "soon", nullptr, std::nullopt,
+         "", false, 2, Outcome::kRetry, LimitKind::kSecondary, 120'000, false},
+        {"garbage retry-after on 403 is still a limit", 403, "soon", "100", kServerNow + 5, "",
+         false, 1, Outcome::kRetry, LimitKind::kSecondary, 60'000, false},
+        {"403 primary", 403, nullptr, "0", kServerNow + 120, "API rate limit exceeded", false, 1,
+         Outcome::kRetry, LimitKind::kPrimary, 120'000, true},
         {"429 primary", 429, nullptr, "0", kServerNow + 7, "", false, 3, Outcome::kRetry,
          LimitKind::kPrimary, 7'000, true},
         {"primary already reset", 403, nullptr, "0", kServerNow - 50, "", false, 1, Outcome::kRetry,
@@ -146,6 +170,43 @@ BOOST_DATA_TEST_CASE(
     BOOST_TEST(static_cast<int>(d.kind) == static_cast<int>(sample.kind));
     BOOST_TEST(d.wait.count() == sample.waitMs);
     BOOST_TEST(d.pausesAll == sample.pausesAll);
+}
+
+// Proves a redirect target's 403 (an expired signed URL) and 404 (a CDN hiccup) are retried,
+// not a permission error or a missing release: no token went there. Its retry-after is obeyed
+// without pausing the API client.
+BOOST_AUTO_TEST_CASE(foreign_origin_errors_are_transient) {
+    FixedRandom zero(0.0);
+    for (int status : {403, 404, 401, 410}) {
+        ResponseSummary r;
+        r.status = status;
+        r.foreignOrigin = true;
+        r.bodySnippet = "<Error><Code>AccessDenied</Code></Error>";
+        Decision d = decide(r, 1, policy(), kServerNow, zero);
+        BOOST_TEST(static_cast<int>(d.outcome) == static_cast<int>(Outcome::kRetry), status);
+        BOOST_TEST(d.wait.count() == 60'000);
+        BOOST_TEST(!d.pausesAll);
+    }
+    ResponseSummary r;
+    r.status = 429;
+    r.foreignOrigin = true;
+    r.retryAfter = "9";
+    r.rateLimitRemaining = "0";
+    Decision d = decide(r, 1, policy(), kServerNow, zero);
+    BOOST_TEST(static_cast<int>(d.kind) == static_cast<int>(LimitKind::kRetryAfter));
+    BOOST_TEST(d.wait.count() == 9'000);
+    BOOST_TEST(!d.pausesAll);
+}
+
+// Proves hostile header integers saturate instead of overflowing, and signs or garbage are
+// not numbers.
+BOOST_AUTO_TEST_CASE(header_integers_saturate) {
+    BOOST_TEST(parseHeaderInteger(std::string(" 42 ")).value_or(-1) == 42);
+    BOOST_TEST(parseHeaderInteger(std::string(40, '9')).value_or(-1) == 1'000'000'000'000'000);
+    BOOST_TEST(!parseHeaderInteger(std::string("-1")).has_value());
+    BOOST_TEST(!parseHeaderInteger(std::string("+1")).has_value());
+    BOOST_TEST(!parseHeaderInteger(std::string("12abc")).has_value());
+    BOOST_TEST(!parseHeaderInteger(std::string("")).has_value());
 }
 
 // Proves retry-after given as an HTTP date is measured against the server's Date header, and

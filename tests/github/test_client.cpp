@@ -15,7 +15,9 @@
 
 #include <openssl/evp.h>
 
+#include <climits>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -571,4 +573,278 @@ BOOST_AUTO_TEST_CASE(token_never_logged) {
     BOOST_TEST(!logs.empty());
     BOOST_TEST(logs.find(kToken) == std::string::npos);
     BOOST_TEST(logs.find("ghp_") == std::string::npos);
+}
+
+namespace {
+
+// A fake clock whose next sleep runs a hook: "something happens while a retry waits".
+class HookClock final : public Clock {
+  public:
+    SteadyTime now() const override { return inner.now(); }
+    WallTime wallNow() const override { return inner.wallNow(); }
+    bool sleepFor(Millis d, const CancelToken* cancel = nullptr) override {
+        const bool ok = inner.sleepFor(d, cancel);
+        if (onSleep) {
+            auto f = std::move(onSleep);
+            onSleep = nullptr;
+            f();
+        }
+        return ok;
+    }
+    FakeClock inner;
+    std::function<void()> onSleep;
+};
+
+std::string releaseJsonFor(const std::string& tag, const std::string& assetsJson = "") {
+    return R"({"id":1,"tag_name":")" + tag + R"(","draft":false,"prerelease":false,"assets":[)" +
+           assetsJson + "]}";
+}
+
+}  // namespace
+
+// Proves a tag is sent percent-encoded in one path segment ('/' as %2F, '+' as %2B), exactly
+// as built (the fake records the raw request target), and that the lookup works end to end.
+BOOST_AUTO_TEST_CASE(tag_is_percent_encoded_in_the_request_target) {
+    Env env;
+    FakeRelease r;
+    r.tag = "release/1.0+build.5";
+    r.assets.push_back(asset("app.bin", "slash tag bytes"));
+    env.fake.addRelease("acme/web-ui", r);
+    auto req = Env::request("app", "acme/web-ui", "release/1.0+build.5");
+    req.assetPattern = "app.bin";
+    auto a = env.fetch(req);
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    BOOST_TEST(readFile(a->path) == "slash tag bytes");
+    auto reqs = env.fake.requests();
+    BOOST_TEST_REQUIRE(!reqs.empty());
+    BOOST_TEST(reqs[0].uri == "/repos/acme/web-ui/releases/tags/release%2F1.0%2Bbuild.5");
+}
+
+// Proves a reload reaches a request already retrying: the retry after the wait carries the
+// new token, not the one the fetch started with.
+BOOST_AUTO_TEST_CASE(reload_reaches_a_retrying_request) {
+    Env env;
+    HookClock clock;
+    GithubClient client(env.cfg, env.work.path, clock, env.random);
+    env.fake.script(env.releasePath(), limited(429, {{"retry-after", "17"}}));
+    const std::string newToken = "ghp_NEWtoken9876543210";
+    clock.onSleep = [&] {
+        auto cfg = env.cfg;
+        cfg.token = Secret(newToken);
+        client.reconfigure(cfg);
+    };
+    auto a = client.fetch(Env::request(), env.cancel);
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    auto reqs = env.fake.requests();
+    BOOST_TEST_REQUIRE(reqs.size() == 3u);
+    BOOST_TEST(reqs[0].header("authorization") == "Bearer " + kToken);
+    BOOST_TEST(reqs[1].header("authorization") == "Bearer " + newToken);
+    BOOST_TEST(reqs[2].header("authorization") == "Bearer " + newToken);
+}
+
+// Proves a metadata request that trickles (a byte every 50 ms, far inside the read timeout)
+// is cut at its total deadline and retried as a transient error.
+BOOST_AUTO_TEST_CASE(stalled_metadata_hits_the_deadline_and_is_retried) {
+    Env env;
+    TransferLimits lim;
+    lim.metadataDeadline = Millis(300);
+    env.client->setTransferLimits(lim);
+    env.fake.trickleNext(1, 50);
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    BOOST_TEST(env.fake.countRequests(env.releasePath()) == 2u);
+    BOOST_TEST(sleepsMs(env.clock) == std::vector<int64_t>{60'000});
+    BOOST_TEST(capture()->text().find("no complete response within 300 ms") != std::string::npos);
+}
+
+// Proves a download below the low-speed floor is aborted and resumed rather than holding its
+// slot forever.
+BOOST_AUTO_TEST_CASE(slow_download_is_aborted_and_resumed) {
+    Env env;
+    auto first = env.fetch();  // caches the release: the next lookup is a 304 without a body
+    BOOST_TEST_REQUIRE(first.has_value());
+    env.client->discard(*first);
+    TransferLimits lim;
+    lim.lowSpeedBytesPerS = 4096;
+    lim.lowSpeedWindow = Millis(300);
+    env.client->setTransferLimits(lim);
+    env.fake.clearRequests();
+    env.fake.trickleNext(1, 20);
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    BOOST_TEST(readFile(a->path) == env.content);
+    BOOST_TEST(env.fake.countRequests(env.assetPath()) == 2u);
+    BOOST_TEST(sleepsMs(env.clock) == std::vector<int64_t>{60'000});
+    BOOST_TEST(capture()->text().find("transfer slower than 4096 bytes/s") != std::string::npos);
+}
+
+// Proves a cancel interrupts a read that is still receiving (slowly): without the watchdog this
+// trickle (about 14 s) would complete and the fetch succeed.
+BOOST_AUTO_TEST_CASE(cancel_interrupts_a_slow_read) {
+    Env env;
+    TransferLimits lim;
+    lim.metadataDeadline = Millis(3'600'000);
+    env.client->setTransferLimits(lim);
+    env.fake.trickleNext(1, 20);
+    std::thread canceller([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        env.cancel.cancel();
+    });
+    auto a = env.fetch();
+    canceller.join();
+    BOOST_TEST_REQUIRE(!a.has_value());
+    BOOST_TEST(code(a.error()) == code(ErrorCode::kCancelled));
+}
+
+// Proves statuses the client does not handle (204, a 302 without Location) are transient
+// kHttp errors that keep the partial download, not a bad release: the next fetch resumes.
+BOOST_AUTO_TEST_CASE(unexpected_status_is_transient_and_keeps_the_part) {
+    Env env(Env::tlsOptions(), 1);
+    env.fake.truncateNext(1, 4096);
+    BOOST_TEST_REQUIRE(!env.fetch().has_value());
+    BOOST_TEST_REQUIRE(Poco::File(env.finalPath() + ".part").getSize() == 4096u);
+
+    env.fake.script(env.assetPath(), ScriptedResponse{204, {}, ""});
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(!a.has_value());
+    BOOST_TEST(code(a.error()) == code(ErrorCode::kHttp));
+    BOOST_TEST(Poco::File(env.finalPath() + ".part").getSize() == 4096u);
+
+    env.fake.script(env.assetPath(), ScriptedResponse{302, {}, ""});
+    auto b = env.fetch();
+    BOOST_TEST_REQUIRE(!b.has_value());
+    BOOST_TEST(code(b.error()) == code(ErrorCode::kHttp));
+    BOOST_TEST(Poco::File(env.finalPath() + ".part").getSize() == 4096u);
+
+    auto c = env.fetch();
+    BOOST_TEST_REQUIRE(c.has_value(), (c ? "" : c.error().message()));
+    BOOST_TEST(readFile(c->path) == env.content);
+    BOOST_TEST(env.fake.requests().back().header("range") == "bytes=4096-");
+}
+
+// Proves the release lookup follows a 301 (a renamed repository) on the same origin, with the
+// token.
+BOOST_AUTO_TEST_CASE(release_lookup_follows_a_permanent_redirect) {
+    Env env;
+    env.fake.script("/repos/acme/old-name/",
+                    ScriptedResponse{301,
+                                     {{"Location", env.fake.apiUrl() +
+                                                       "/repos/acme/web-ui/releases/tags/v1.2.0"}},
+                                     ""});
+    auto a = env.fetch(Env::request("web-ui", "acme/old-name", "v1.2.0"));
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    auto reqs = env.fake.requests();
+    BOOST_TEST_REQUIRE(reqs.size() >= 2u);
+    BOOST_TEST(reqs[1].uri == "/repos/acme/web-ui/releases/tags/v1.2.0");
+    BOOST_TEST(reqs[1].header("authorization") == "Bearer " + kToken);
+    BOOST_TEST(env.clock.sleeps().empty());
+}
+
+// Proves a 403 (expired signed URL) and a 404 from the asset host are retried through the API
+// for a fresh URL: no permission error, no "not found" verdict on the release.
+BOOST_AUTO_TEST_CASE(asset_host_403_and_404_are_transient) {
+    Env env;
+    env.fake.setRedirectDownloads(true);
+    env.fake.scriptAssetHost("/dl/", ScriptedResponse{403, {}, "<Error>AccessDenied</Error>"});
+    env.fake.scriptAssetHost("/dl/", ScriptedResponse{404, {}, "<Error>NoSuchKey</Error>"});
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    BOOST_TEST(readFile(a->path) == env.content);
+    BOOST_TEST(env.fake.countRequests(env.assetPath()) == 3u);
+    BOOST_TEST(sleepsMs(env.clock) == (std::vector<int64_t>{60'000, 120'000}));
+}
+
+// Proves a .part left by another asset (a replaced asset with the same name) is discarded,
+// not resumed: no Range request, the right bytes.
+BOOST_AUTO_TEST_CASE(part_of_a_replaced_asset_is_not_resumed) {
+    Env env;
+    Poco::File(env.work.path + "/web-ui/v1.2.0").createDirectories();
+    {
+        std::ofstream(env.finalPath() + ".part", std::ios::binary) << std::string(4096, 'x');
+        std::ofstream(env.finalPath() + ".part.meta") << "asset 1 size 307217 digest none\n";
+    }
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    BOOST_TEST(readFile(a->path) == env.content);
+    for (const auto& r : env.fake.requests())
+        BOOST_TEST(!r.has("range"));
+    BOOST_TEST(!exists(env.finalPath() + ".part.meta"));
+}
+
+// Proves a resumed download whose digest fails starts over once from byte 0 and succeeds
+// (here the kept bytes were damaged on disk).
+BOOST_AUTO_TEST_CASE(resumed_digest_mismatch_restarts_once) {
+    Env env(Env::tlsOptions(), 1);
+    env.fake.truncateNext(1, 4096);
+    BOOST_TEST_REQUIRE(!env.fetch().has_value());
+    {
+        std::fstream f(env.finalPath() + ".part", std::ios::in | std::ios::out | std::ios::binary);
+        f.write("damaged!", 8);
+    }
+    env.fake.clearRequests();
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    BOOST_TEST(readFile(a->path) == env.content);
+    auto reqs = env.fake.requests();
+    BOOST_TEST_REQUIRE(reqs.size() == 3u);
+    BOOST_TEST(reqs[1].header("range") == "bytes=4096-");
+    BOOST_TEST(!reqs[2].has("range"));
+}
+
+// Proves a successful answer that spent the last request (remaining 0) pauses the client
+// until reset (by the server's Date) before its next request.
+BOOST_AUTO_TEST_CASE(success_with_no_quota_left_pauses_until_reset) {
+    Env env;
+    env.fake.setRateLimitHeaders(5000, 0, kServerEpoch + 100);
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(a.has_value(), (a ? "" : a.error().message()));
+    BOOST_TEST(sleepsMs(env.clock) == std::vector<int64_t>{100'000});
+}
+
+// Proves hostile rate-limit values neither overflow nor end the pause: a reset 10^10 s ahead
+// gives up at once as rate limited, and the next request still waits (the clamp, 24 h).
+// An 18-digit retry-after does the same; absurd quota values are clamped.
+BOOST_AUTO_TEST_CASE(hostile_rate_limit_values_are_clamped) {
+    Env env(Env::tlsOptions(), 8);
+    env.fake.script(
+        env.releasePath(),
+        limited(403, {{"x-ratelimit-limit", "99999999999999999"},
+                      {"x-ratelimit-remaining", "0"},
+                      {"x-ratelimit-reset", std::to_string(kServerEpoch + 10'000'000'000)}}));
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(!a.has_value());
+    BOOST_TEST(code(a.error()) == code(ErrorCode::kRateLimited));
+    BOOST_TEST(env.clock.sleeps().empty());
+    BOOST_TEST(env.client->quota().limit.value_or(-1) == INT_MAX);
+    BOOST_TEST(env.client->quota().remaining.value_or(-1) == 0);
+
+    auto b = env.fetch();
+    BOOST_TEST_REQUIRE(b.has_value(), (b ? "" : b.error().message()));
+    BOOST_TEST(sleepsMs(env.clock) == std::vector<int64_t>{86'400'000});
+
+    env.client->discard(*b);
+    env.fake.script(env.releasePath(), limited(429, {{"retry-after", "999999999999999999"}}));
+    auto c = env.fetch();
+    BOOST_TEST_REQUIRE(!c.has_value());
+    BOOST_TEST(code(c.error()) == code(ErrorCode::kRateLimited));
+    BOOST_TEST(env.fake.countRequests(env.releasePath()) == 3u);
+    BOOST_TEST(sleepsMs(env.clock) == std::vector<int64_t>{86'400'000});
+}
+
+// Proves a release answering another tag than the one asked for is refused, and an oversized
+// release JSON (> 4 MiB) is refused without parsing.
+BOOST_AUTO_TEST_CASE(wrong_tag_and_oversized_release_refused) {
+    Env env;
+    env.fake.script(env.releasePath(), ScriptedResponse{200, {}, releaseJsonFor("v6.6.6")});
+    auto a = env.fetch();
+    BOOST_TEST_REQUIRE(!a.has_value());
+    BOOST_TEST(code(a.error()) == code(ErrorCode::kMismatch));
+    BOOST_TEST(a.error().message().find("v6.6.6") != std::string::npos);
+
+    env.fake.script(env.releasePath(),
+                    ScriptedResponse{200, {}, R"({"pad":")" + std::string(5 << 20, ' ') + "\"}"});
+    auto b = env.fetch();
+    BOOST_TEST_REQUIRE(!b.has_value());
+    BOOST_TEST(code(b.error()) == code(ErrorCode::kRefused));
+    BOOST_TEST(b.error().message().find("4 MiB") != std::string::npos);
 }

@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <deque>
 #include <fstream>
@@ -32,6 +33,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <tuple>
 
 namespace rra::fakes {
@@ -83,7 +85,17 @@ struct FakeGithub::State {
     int htmlCount = 0;
     std::optional<int64_t> date;
     std::optional<std::tuple<int, int, int64_t>> rateHeaders;
-    std::deque<std::pair<std::string, ScriptedResponse>> scripts;
+    std::deque<std::pair<std::string, ScriptedResponse>> scripts, assetScripts;
+    int trickleCount = 0;
+    int trickleIntervalMs = 0;
+
+    // Takes one trickle from the budget: the interval between body bytes, or 0.
+    int takeTrickle() {
+        if (trickleCount <= 0)
+            return 0;
+        --trickleCount;
+        return trickleIntervalMs;
+    }
     std::vector<RecordedRequest> recorded;
 
     std::string apiScheme() const { return opt.tls ? "https" : "http"; }
@@ -251,12 +263,13 @@ class Handler : public Poco::Net::HTTPRequestHandler {
                                  Poco::Timestamp::fromEpochTime(static_cast<time_t>(*s_->date)),
                                  Poco::DateTimeFormat::HTTP_FORMAT));
 
-        if (!assetHost_) {
-            for (auto it = s_->scripts.begin(); it != s_->scripts.end(); ++it) {
+        {
+            auto& scripts = assetHost_ ? s_->assetScripts : s_->scripts;
+            for (auto it = scripts.begin(); it != scripts.end(); ++it) {
                 if (path.compare(0, it->first.size(), it->first) != 0)
                     continue;
                 ScriptedResponse sr = it->second;
-                s_->scripts.erase(it);
+                scripts.erase(it);
                 lk.unlock();
                 resp.setStatus(static_cast<HTTPResponse::HTTPStatus>(sr.status));
                 for (const auto& h : sr.headers)
@@ -266,6 +279,8 @@ class Handler : public Poco::Net::HTTPRequestHandler {
                 resp.send() << sr.body;
                 return;
             }
+        }
+        if (!assetHost_) {
             if (s_->rateHeaders) {
                 auto [limit, remaining, reset] = *s_->rateHeaders;
                 resp.set("x-ratelimit-limit", std::to_string(limit));
@@ -275,9 +290,10 @@ class Handler : public Poco::Net::HTTPRequestHandler {
             }
         }
 
+        // Split the raw path before decoding, as GitHub does: %2F inside a tag is no separator.
         std::vector<std::string> seg;
         std::string cur;
-        std::istringstream ss(path);
+        std::istringstream ss(req.getURI().substr(0, req.getURI().find('?')));
         while (std::getline(ss, cur, '/'))
             if (!cur.empty())
                 seg.push_back(decode(cur));
@@ -296,12 +312,12 @@ class Handler : public Poco::Net::HTTPRequestHandler {
             auto rels = s_->allReleases(repo);
             for (auto it = rels.rbegin(); it != rels.rend(); ++it)
                 arr->add(s_->releaseJson(repo, *it));
-            return sendJson(req, resp, toJson(arr));
+            return sendJson(req, resp, lk, toJson(arr));
         }
         if (seg.size() == 6 && seg[4] == "tags") {
             for (const auto& r : s_->allReleases(repo))
                 if (r.tag == seg[5])
-                    return sendJson(req, resp, toJson(s_->releaseJson(repo, r)));
+                    return sendJson(req, resp, lk, toJson(s_->releaseJson(repo, r)));
             return notFound(resp);
         }
         if (seg.size() == 6 && seg[4] == "assets") {
@@ -310,7 +326,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
                 for (const auto& r : s_->allReleases(repo))
                     for (const auto& a : r.assets)
                         if (std::to_string(a.id) == seg[5])
-                            return sendJson(req, resp, toJson(s_->assetJson(repo, a)));
+                            return sendJson(req, resp, lk, toJson(s_->assetJson(repo, a)));
                 return notFound(resp);
             }
             if (s_->redirect) {
@@ -343,10 +359,15 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         resp.send() << body;
     }
 
-    void sendJson(HTTPServerRequest& req, HTTPServerResponse& resp, const std::string& body) {
+    // Called with the state locked; unlocks it before sending.
+    void sendJson(HTTPServerRequest& req, HTTPServerResponse& resp,
+                  std::unique_lock<std::mutex>& lk, const std::string& body) {
         const std::string etag = "\"" + sha256OfString(body).substr(0, 32) + "\"";
+        const bool notModified = req.get("If-None-Match", "") == etag;
+        const int trickle = notModified ? 0 : s_->takeTrickle();  // a 304 has no body to trickle
+        lk.unlock();
         resp.set("ETag", etag);
-        if (req.get("If-None-Match", "") == etag) {
+        if (notModified) {
             resp.setStatus(HTTPResponse::HTTP_NOT_MODIFIED);
             resp.setContentLength(0);
             resp.send();
@@ -354,7 +375,19 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         }
         resp.setContentType("application/json; charset=utf-8");
         resp.setContentLength(static_cast<std::streamsize>(body.size()));
-        resp.send() << body;
+        std::ostream& out = resp.send();
+        if (trickle > 0)
+            return trickleOut(out, body.data(), body.size(), trickle);
+        out << body;
+    }
+
+    // Writes one byte per `intervalMs` until done or the client goes away.
+    static void trickleOut(std::ostream& out, const char* p, size_t n, int intervalMs) {
+        for (size_t i = 0; i < n && out; ++i) {
+            out.write(p + i, 1);
+            out.flush();
+            std::this_thread::sleep_for(std::chrono::milliseconds(intervalMs));
+        }
     }
 
     void serveAssetById(const std::string& idText, HTTPServerRequest& req, HTTPServerResponse& resp,
@@ -397,6 +430,7 @@ class Handler : public Poco::Net::HTTPRequestHandler {
             truncateAt = s_->truncateBytes;
         }
         const bool rangeOk = s_->range;
+        const int trickle = s_->takeTrickle();
         lk.unlock();
 
         uint64_t start = 0;
@@ -427,7 +461,9 @@ class Handler : public Poco::Net::HTTPRequestHandler {
         if (truncateAt != UINT64_MAX)
             resp.setKeepAlive(false);
         std::ostream& out = resp.send();
-        if (asset.filePath.empty()) {
+        if (trickle > 0 && asset.filePath.empty()) {
+            trickleOut(out, asset.content.data() + start, static_cast<size_t>(toSend), trickle);
+        } else if (asset.filePath.empty()) {
             out.write(asset.content.data() + start, static_cast<std::streamsize>(toSend));
         } else {
             std::ifstream in(asset.filePath, std::ios::binary);
@@ -577,6 +613,15 @@ void FakeGithub::setRateLimitHeaders(int limit, int remaining, int64_t resetEpoc
 void FakeGithub::script(const std::string& pathPrefix, ScriptedResponse r) {
     std::lock_guard<std::mutex> lk(state_->m);
     state_->scripts.emplace_back(pathPrefix, std::move(r));
+}
+void FakeGithub::scriptAssetHost(const std::string& pathPrefix, ScriptedResponse r) {
+    std::lock_guard<std::mutex> lk(state_->m);
+    state_->assetScripts.emplace_back(pathPrefix, std::move(r));
+}
+void FakeGithub::trickleNext(int count, int intervalMs) {
+    std::lock_guard<std::mutex> lk(state_->m);
+    state_->trickleCount = count;
+    state_->trickleIntervalMs = intervalMs;
 }
 std::vector<RecordedRequest> FakeGithub::requests() const {
     std::lock_guard<std::mutex> lk(state_->m);

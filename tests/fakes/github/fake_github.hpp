@@ -39,8 +39,8 @@ struct FakeRelease {
 };
 
 struct RecordedRequest {
-    std::string server;  // "api" or "assets"
-    std::string method, uri;
+    std::string server;                          // "api" or "assets"
+    std::string method, uri;                     // uri: the raw request target, as sent
     std::map<std::string, std::string> headers;  // names in lower case
     bool has(const std::string& lowerName) const { return headers.count(lowerName) > 0; }
     std::string header(const std::string& lowerName) const {
@@ -91,6 +91,11 @@ class FakeGithub {
     void setRateLimitHeaders(int limit, int remaining, int64_t resetEpoch);
     // The next request whose path starts with `pathPrefix` gets `r` instead (FIFO, once each).
     void script(const std::string& pathPrefix, ScriptedResponse r);
+    // The same on the asset host (paths /dl/<id>).
+    void scriptAssetHost(const std::string& pathPrefix, ScriptedResponse r);
+    // The next `count` release JSON or asset bodies (of registered, in-memory assets) are sent
+    // one byte every `intervalMs`: a stalled server for the client's deadlines.
+    void trickleNext(int count, int intervalMs);
 
     std::vector<RecordedRequest> requests() const;
     size_t countRequests(const std::string& pathPrefix) const;

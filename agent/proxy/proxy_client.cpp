@@ -21,7 +21,10 @@
 #include <Poco/URI.h>
 #include <Poco/UUIDGenerator.h>
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -270,10 +273,13 @@ ProxyClient::ProxyClient(const config::ProxySection& cfg, std::string agentId, s
       cfg_(cfg),
       agentId_(std::move(agentId)),
       arch_(std::move(arch)),
-      queue_(static_cast<size_t>(std::max(cfg.telemetryQueue, 1))) {}
+      queue_(static_cast<size_t>(std::max(cfg.telemetryQueue, 1))),
+      wakeFd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 ProxyClient::~ProxyClient() {
     stop();
+    if (wakeFd_ >= 0)
+        ::close(wakeFd_);
 }
 
 void ProxyClient::start() {
@@ -293,6 +299,7 @@ void ProxyClient::stop() {
             wake_->cancel();
         t = std::move(thread_);
     }
+    wakeLoop();
     if (t.joinable())
         t.join();
     state_ = State::kDisconnected;
@@ -330,11 +337,40 @@ void ProxyClient::reconfigure(const config::ProxySection& cfg, const std::string
         if (wake_)
             wake_->cancel();
     }
+    wakeLoop();
 }
 
 void ProxyClient::sendInventory() {
-    std::lock_guard<std::mutex> lk(m_);
-    inventoryRequested_ = true;
+    {
+        std::lock_guard<std::mutex> lk(m_);
+        inventoryRequested_ = true;
+    }
+    wakeLoop();
+}
+
+void ProxyClient::wakeLoop() {
+    if (wakeFd_ < 0)
+        return;
+    uint64_t one = 1;
+    // Non-blocking: a counter already at its maximum means a wake-up is pending anyway.
+    [[maybe_unused]] ssize_t n = ::write(wakeFd_, &one, sizeof one);
+}
+
+bool ProxyClient::waitReadable(int fd, Millis timeout) {
+    if (wakeFd_ < 0) {
+        pollfd p{fd, POLLIN, 0};
+        return ::poll(&p, 1, static_cast<int>(std::min(timeout, kPollInterval).count())) > 0;
+    }
+    pollfd p[2] = {{fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+    int rc = ::poll(p, 2, static_cast<int>(timeout.count()));
+    if (rc <= 0)
+        return false;
+    if (p[1].revents & POLLIN) {
+        uint64_t count = 0;
+        [[maybe_unused]] ssize_t n = ::read(wakeFd_, &count, sizeof count);
+    }
+    // Errors and hang-ups count as readable: the read that follows reports them.
+    return (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
 
 void ProxyClient::sendTelemetry(TelemetryEvent ev) {
@@ -342,11 +378,15 @@ void ProxyClient::sendTelemetry(TelemetryEvent ev) {
         ev.id = Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
     if (ev.at == WallTime{})
         ev.at = clock_.wallNow();
-    std::lock_guard<std::mutex> lk(m_);
-    size_t dropped = queue_.push(std::move(ev));
-    if (dropped > 0)
-        logger().warning("telemetry queue full (%z events): dropped the oldest, %z dropped so far",
-                         queue_.capacity(), queue_.droppedTotal());
+    {
+        std::lock_guard<std::mutex> lk(m_);
+        size_t dropped = queue_.push(std::move(ev));
+        if (dropped > 0)
+            logger().warning(
+                "telemetry queue full (%z events): dropped the oldest, %z dropped so far",
+                queue_.capacity(), queue_.droppedTotal());
+    }
+    wakeLoop();
 }
 
 size_t ProxyClient::pendingTelemetry() const {
@@ -626,9 +666,9 @@ ProxyClient::Outcome ProxyClient::serve(Link& link, const config::ProxySection& 
             lastPing = clock_.now();
         }
 
-        if (!ws.poll(Poco::Timespan(kPollInterval.count() * 1000),
-                     Poco::Net::Socket::SELECT_READ) &&
-            ws.available() <= 0) {
+        // available() first: bytes TLS or the WebSocket already buffered do not show on
+        // the descriptor.
+        if (ws.available() <= 0 && !waitReadable(fd, kIdleWait)) {
             // Dead only after a look at the socket found nothing: frames that arrived while
             // this thread was busy elsewhere (an inventory waiting for discovery) count.
             if (clock_.now() - lastFrame >= 2 * heartbeat) {

@@ -62,6 +62,10 @@ class ProxyClient {
 
     static constexpr Millis kConnectTimeout{5000};
     static constexpr Millis kPollInterval{50};
+    // Longest sleep of a connected, idle client: work from other threads (telemetry,
+    // inventory, reconfigure, stop) wakes it at once, so this only paces pings and the
+    // liveness check, and keeps an idle agent's wake-ups few.
+    static constexpr Millis kIdleWait{250};
     // Largest message taken from the proxy (one frame or all fragments of one message);
     // a larger one closes the connection with 4000.
     static constexpr int kMaxMessageBytes = 1024 * 1024;
@@ -78,6 +82,9 @@ class ProxyClient {
     // Sends a close frame; with waitForPeer, reads (bounded) until the peer's close.
     void closeLink(Link& link, uint16_t code, const std::string& reason, bool waitForPeer = true);
     std::vector<ComponentReport> inventory();
+    void wakeLoop();  // any thread: ends the client thread's idle wait
+    // Client thread: waits up to `timeout` until `fd` is readable (true) or wakeLoop().
+    bool waitReadable(int fd, Millis timeout);
 
     const std::string agentVersion_;
     const Callbacks callbacks_;
@@ -92,6 +99,7 @@ class ProxyClient {
     bool reconnectRequested_ = false;
     bool inventoryRequested_ = false;
     std::shared_ptr<CancelToken> wake_;  // interrupts the backoff sleep
+    int wakeFd_ = -1;                    // eventfd: interrupts the connected idle wait
     std::thread thread_;
     std::atomic<State> state_{State::kDisconnected};
 };

@@ -56,6 +56,18 @@ struct Harness {
         managed.push_back({component(name, std::move(pin)), dep});
         return dep;
     }
+    // Components c0..c<count-1> on v1.0.0 whose v2.0.0 download waits at `gate`; returns
+    // the batch announcing v2.0.0 for all of them.
+    std::vector<Announcement> addHeldAtGate(int count, const std::shared_ptr<Gate>& gate) {
+        std::vector<Announcement> batch;
+        for (int i = 0; i < count; ++i) {
+            std::string n = "c" + std::to_string(i);
+            add(n, std::string("v1.0.0"));
+            fetcher.holdOn(n, "v2.0.0", gate);
+            batch.push_back(ann(n, "v2.0.0"));
+        }
+        return batch;
+    }
     void start() {
         engine = std::make_unique<Engine>(opts, fetcher, sink, clock, random);
         engine->setComponents(managed);

@@ -320,15 +320,8 @@ BOOST_AUTO_TEST_CASE(rule03_download_slots_are_shared) {
     Harness h;
     h.opts.maxParallelDownloads = 2;
     auto gate = std::make_shared<Gate>();
-    for (int i = 0; i < 5; ++i) {
-        std::string n = "c" + std::to_string(i);
-        h.add(n, std::string("v1.0.0"));
-        h.fetcher.holdOn(n, "v2.0.0", gate);
-    }
+    auto batch = h.addHeldAtGate(5, gate);
     h.start();
-    std::vector<Announcement> batch;
-    for (int i = 0; i < 5; ++i)
-        batch.push_back(ann("c" + std::to_string(i), "v2.0.0"));
     h.announce(batch);
     BOOST_REQUIRE(gate->waitForWaiters(2));
     BOOST_TEST(!gate->waitForWaiters(3, Millis(50)));
@@ -1073,17 +1066,13 @@ BOOST_AUTO_TEST_CASE(rule09_reload_changes_jitter_and_download_slots) {
     Harness h;
     h.opts.maxParallelDownloads = 3;
     auto gate = std::make_shared<Gate>();
-    for (int i = 0; i < 3; ++i) {
-        std::string n = "c" + std::to_string(i);
-        h.add(n, std::string("v1.0.0"));
-        h.fetcher.holdOn(n, "v2.0.0", gate);
-    }
+    auto batch = h.addHeldAtGate(3, gate);
     h.start();
     EngineOptions o = h.opts;
     o.maxParallelDownloads = 1;
     o.applyJitterS = 10;  // FixedRandom(0.5): 5 s
     h.engine->setOptions(o);
-    h.announce({ann("c0", "v2.0.0"), ann("c1", "v2.0.0"), ann("c2", "v2.0.0")});
+    h.announce(batch);
     BOOST_REQUIRE(gate->waitForWaiters(1));
     BOOST_TEST(!gate->waitForWaiters(2, Millis(50)));
     gate->open();
